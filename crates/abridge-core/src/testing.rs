@@ -1,0 +1,154 @@
+//! Deterministic stand-ins for the model traits, for unit tests of the algorithms.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::scoring::{ModelToken, ScoringSession, TokenCounter, TokenScorer};
+use crate::BoxError;
+
+/// Tokenizes like a word-level model (a word with its leading whitespace is one token) and
+/// scores each word by a fixed table, falling back to the word's length in characters.
+///
+/// Scores ignore context, so tests can predict exactly what a compressor keeps.
+#[derive(Debug, Default)]
+pub struct FakeScorer {
+    surprisal: HashMap<String, f32>,
+    max_context: Option<usize>,
+    /// Token ids are indices into this table of the words seen so far.
+    vocab: Mutex<Vec<String>>,
+}
+
+impl FakeScorer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the surprisal of a word (compared without its surrounding whitespace).
+    pub fn with(mut self, word: &str, surprisal: f32) -> Self {
+        self.surprisal.insert(word.to_string(), surprisal);
+        self
+    }
+
+    pub fn with_max_context(mut self, tokens: usize) -> Self {
+        self.max_context = Some(tokens);
+        self
+    }
+
+    fn id(&self, word: &str) -> u32 {
+        let mut vocab = self.vocab.lock().expect("fake vocabulary poisoned");
+        let id = vocab.iter().position(|w| w == word).unwrap_or_else(|| {
+            vocab.push(word.to_string());
+            vocab.len() - 1
+        });
+        id as u32
+    }
+
+    fn score_id(&self, id: u32) -> f32 {
+        let vocab = self.vocab.lock().expect("fake vocabulary poisoned");
+        let word = vocab[id as usize].trim();
+        self.surprisal
+            .get(word)
+            .copied()
+            .unwrap_or(word.chars().count() as f32)
+    }
+}
+
+/// Splits into tokens of `leading whitespace + non-whitespace run`; trailing whitespace is its own token.
+fn word_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut in_word = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() && in_word {
+            spans.push(start..i);
+            start = i;
+            in_word = false;
+        } else if !c.is_whitespace() {
+            in_word = true;
+        }
+    }
+    if start < text.len() {
+        spans.push(start..text.len());
+    }
+    spans
+}
+
+impl TokenScorer for FakeScorer {
+    fn tokenize(&self, text: &str) -> Result<Vec<ModelToken>, BoxError> {
+        Ok(word_spans(text)
+            .into_iter()
+            .map(|span| ModelToken {
+                id: self.id(&text[span.clone()]),
+                span,
+            })
+            .collect())
+    }
+
+    fn session(&self) -> Result<Box<dyn ScoringSession + '_>, BoxError> {
+        Ok(Box::new(FakeSession {
+            scorer: self,
+            ids: Vec::new(),
+        }))
+    }
+
+    fn max_context(&self) -> usize {
+        self.max_context.unwrap_or(usize::MAX)
+    }
+}
+
+struct FakeSession<'a> {
+    scorer: &'a FakeScorer,
+    ids: Vec<u32>,
+}
+
+impl ScoringSession for FakeSession<'_> {
+    fn extend(&mut self, ids: &[u32]) -> Result<Vec<f32>, BoxError> {
+        if self.ids.len() + ids.len() > self.scorer.max_context() {
+            return Err("fake scorer: context full".into());
+        }
+        self.ids.extend_from_slice(ids);
+        Ok(ids.iter().map(|&id| self.scorer.score_id(id)).collect())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.ids.truncate(len);
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Counts whitespace-separated words: a stand-in for a target-LLM tokenizer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WordCounter;
+
+impl TokenCounter for WordCounter {
+    fn count(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+
+    fn name(&self) -> &str {
+        "words"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_scorer_tokens_cover_the_text_and_scores_follow_the_table() {
+        let scorer = FakeScorer::new().with("cat", 9.0);
+        let text = "  the cat\n sat ";
+        let tokens = scorer.tokenize(text).unwrap();
+        let joined: String = tokens.iter().map(|t| &text[t.span.clone()]).collect();
+        assert_eq!(joined, text);
+        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+        let mut session = scorer.session().unwrap();
+        assert_eq!(session.extend(&ids).unwrap(), vec![3.0, 9.0, 3.0, 0.0]);
+        assert_eq!(session.len(), 4);
+        session.truncate(1);
+        assert_eq!(session.len(), 1);
+    }
+}

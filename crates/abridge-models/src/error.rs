@@ -1,0 +1,32 @@
+use std::path::PathBuf;
+
+/// Errors of the model runtimes. Each message says what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("model file not found at {path}: run `abridge models fetch` (or scripts/fetch-models.sh), or pass --model PATH")]
+    ModelNotFound { path: PathBuf },
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} is not a valid GGUF file: {reason}. Re-download it with `abridge models fetch --force`")]
+    InvalidGguf { path: PathBuf, reason: String },
+
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+
+    #[error("model fetch failed: {0}")]
+    Fetch(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

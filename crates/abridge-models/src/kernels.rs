@@ -1,0 +1,366 @@
+//! The forward pass's numeric kernels on plain f32 slices.
+//!
+//! Each is a free function over row-major buffers so a faster implementation (SIMD, fused,
+//! int8) can replace one without touching the model code.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// A row-major matrix view: element (r, c) is at `r * row_stride + c * col_stride`.
+#[derive(Clone, Copy)]
+pub struct View {
+    pub ptr: *const f32,
+    pub row_stride: isize,
+    pub col_stride: isize,
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` for strided views (`dst` row-major with `dst_stride`).
+///
+/// # Safety
+/// Every view must address valid memory for the given shape, and `dst` must not alias the inputs.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+    scale: f32,
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_stride as isize,
+        accumulate,
+        lhs.ptr,
+        lhs.col_stride,
+        lhs.row_stride,
+        rhs.ptr,
+        rhs.col_stride,
+        rhs.row_stride,
+        1.0,
+        scale,
+        false,
+        false,
+        false,
+        parallelism,
+    );
+}
+
+/// Root-mean-square normalisation of each `weight.len()`-wide row of `x` into `out`.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for (row, out) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean_square = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let inv = 1.0 / (mean_square + eps).sqrt();
+        for ((o, &v), &w) in out.iter_mut().zip(row).zip(weight) {
+            *o = v * inv * w;
+        }
+    }
+}
+
+/// How rotary embeddings pair the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs (2i, 2i+1): GGUF llama files (the converter permuted q/k for it).
+    Interleaved,
+    /// Pairs (i, i + dim/2): qwen2 and other "NeoX" models.
+    HalfSplit,
+}
+
+/// Precomputed cos/sin of rotary embeddings for every position of the context.
+pub struct Rope {
+    style: RopeStyle,
+    /// Rotated dimensions per head (may be fewer than the head size).
+    dims: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rope {
+    pub fn new(style: RopeStyle, dims: usize, base: f32, positions: usize) -> Self {
+        let half = dims / 2;
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for pos in 0..positions {
+            for i in 0..half {
+                let freq = (base as f64).powf(-2.0 * i as f64 / dims as f64);
+                let angle = pos as f64 * freq;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        Self {
+            style,
+            dims,
+            cos,
+            sin,
+        }
+    }
+
+    pub fn positions(&self) -> usize {
+        self.cos.len() / (self.dims / 2).max(1)
+    }
+
+    /// Rotates every head (`head_dim` wide) of each row of `x`; row `r` is at position `start + r`.
+    pub fn apply(&self, x: &mut [f32], row_width: usize, head_dim: usize, start: usize) {
+        let half = self.dims / 2;
+        for (r, row) in x.chunks_exact_mut(row_width).enumerate() {
+            let at = (start + r) * half;
+            let (cos, sin) = (&self.cos[at..at + half], &self.sin[at..at + half]);
+            for head in row.chunks_exact_mut(head_dim) {
+                for i in 0..half {
+                    let (a, b) = match self.style {
+                        RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                        RopeStyle::HalfSplit => (i, i + half),
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * cos[i] - x1 * sin[i];
+                    head[b] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
+    }
+}
+
+/// `gate = silu(gate) * up`, elementwise (SwiGLU).
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// `ln softmax(logits)[target]`, without materialising the probabilities.
+pub fn target_log_prob(logits: &[f32], target: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
+    logits[target] - max - sum.ln()
+}
+
+/// Query rows per attention task: bounds the score buffer to `rows × keys`.
+const ATTENTION_BLOCK: usize = 64;
+
+/// Shapes of one causal attention call.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionShape {
+    /// New query rows.
+    pub queries: usize,
+    /// Cached positions before the first query.
+    pub past: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Causal grouped-query attention of `q` (`queries × heads·head_dim`) over the cached `k`/`v`
+/// (`past + queries` rows of `kv_heads·head_dim`), written to `out` (same shape as `q`).
+///
+/// Heads and blocks of query rows run in parallel; each block only reads the keys it can see.
+pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, out: &mut [f32]) {
+    let AttentionShape {
+        queries,
+        past,
+        heads,
+        kv_heads,
+        head_dim,
+    } = shape;
+    let q_stride = heads * head_dim;
+    let kv_stride = kv_heads * head_dim;
+    assert_eq!(q.len(), queries * q_stride);
+    assert_eq!(out.len(), queries * q_stride);
+    assert!(k.len() >= (past + queries) * kv_stride && v.len() >= (past + queries) * kv_stride);
+    let group = heads / kv_heads;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let blocks = queries.div_ceil(ATTENTION_BLOCK);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let out_ptr = &out_ptr;
+
+    (0..heads * blocks).into_par_iter().for_each(|task| {
+        let (head, block) = (task / blocks, task % blocks);
+        let kv_head = head / group;
+        let first = block * ATTENTION_BLOCK;
+        let rows = ATTENTION_BLOCK.min(queries - first);
+        let keys = past + first + rows;
+        let mut scores = vec![0f32; rows * keys];
+        // SAFETY: the views stay inside q/k/v as asserted above; each task writes its own
+        // (rows, head) tile of `out`, disjoint from every other task's.
+        unsafe {
+            matmul(
+                rows,
+                keys,
+                head_dim,
+                scores.as_mut_ptr(),
+                keys,
+                false,
+                View {
+                    ptr: q.as_ptr().add(first * q_stride + head * head_dim),
+                    row_stride: q_stride as isize,
+                    col_stride: 1,
+                },
+                View {
+                    ptr: k.as_ptr().add(kv_head * head_dim),
+                    row_stride: 1,
+                    col_stride: kv_stride as isize,
+                },
+                scale,
+                1,
+            );
+        }
+        for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+            let visible = past + first + r + 1;
+            let (seen, unseen) = row.split_at_mut(visible);
+            let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for s in seen.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let inv = 1.0 / sum;
+            seen.iter_mut().for_each(|s| *s *= inv);
+            unseen.fill(0.0);
+        }
+        unsafe {
+            matmul(
+                rows,
+                head_dim,
+                keys,
+                out_ptr.0.add(first * q_stride + head * head_dim),
+                q_stride,
+                false,
+                View {
+                    ptr: scores.as_ptr(),
+                    row_stride: keys as isize,
+                    col_stride: 1,
+                },
+                View {
+                    ptr: v.as_ptr().add(kv_head * head_dim),
+                    row_stride: kv_stride as isize,
+                    col_stride: 1,
+                },
+                1.0,
+                1,
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The textbook definition, one query at a time.
+    fn naive_attention(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) -> Vec<f32> {
+        let (qs, kvs) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+        let mut out = vec![0f32; q.len()];
+        for i in 0..s.queries {
+            for h in 0..s.heads {
+                let g = h / (s.heads / s.kv_heads);
+                let qi = &q[i * qs + h * s.head_dim..][..s.head_dim];
+                let keys = s.past + i + 1;
+                let scores: Vec<f32> = (0..keys)
+                    .map(|j| {
+                        let kj = &k[j * kvs + g * s.head_dim..][..s.head_dim];
+                        qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>()
+                            / (s.head_dim as f32).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exp: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f32 = exp.iter().sum();
+                for (j, e) in exp.iter().enumerate() {
+                    for c in 0..s.head_dim {
+                        out[i * qs + h * s.head_dim + c] +=
+                            e / sum * v[j * kvs + g * s.head_dim + c];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn blocked_attention_matches_the_definition_on_odd_shapes() {
+        for (queries, past) in [
+            (1, 0),
+            (5, 3),
+            (ATTENTION_BLOCK + 7, 0),
+            (2 * ATTENTION_BLOCK + 1, 11),
+        ] {
+            let shape = AttentionShape {
+                queries,
+                past,
+                heads: 6,
+                kv_heads: 2,
+                head_dim: 8,
+            };
+            let q = pseudo_random(queries * 48, 1);
+            let k = pseudo_random((past + queries) * 16, 2);
+            let v = pseudo_random((past + queries) * 16, 3);
+            let mut out = vec![0f32; q.len()];
+            causal_attention(&q, &k, &v, shape, &mut out);
+            let expected = naive_attention(&q, &k, &v, shape);
+            let max_diff = out
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(max_diff < 1e-5, "{queries}+{past}: {max_diff}");
+        }
+    }
+
+    #[test]
+    fn target_log_prob_is_a_log_softmax_entry() {
+        let logits = [1.0f32, 2.0, 3.0];
+        let z: f32 = logits.iter().map(|v| v.exp()).sum();
+        assert!((target_log_prob(&logits, 1) - (2f32.exp() / z).ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_styles_rotate_different_pairs() {
+        let rope = Rope::new(RopeStyle::Interleaved, 4, 10000.0, 4);
+        let mut x = vec![1.0, 0.0, 1.0, 0.0];
+        rope.apply(&mut x, 4, 4, 1);
+        assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[1] - 1f32.sin()).abs() < 1e-6);
+        let rope = Rope::new(RopeStyle::HalfSplit, 4, 10000.0, 4);
+        let mut x = vec![1.0, 1.0, 0.0, 0.0];
+        rope.apply(&mut x, 4, 4, 1);
+        assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,439 @@
+//! Llama-family causal LMs from GGUF (`llama`, which covers SmolLM2 and Mistral, and `qwen2`),
+//! returning what compression needs: every position's hidden state, a KV cache that can be
+//! extended and rolled back, and log-probabilities of chosen next tokens.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::kernels::{self, AttentionShape, Rope, RopeStyle};
+use crate::matrix::Matrix;
+use crate::quant::GgmlType;
+
+/// Tokens per forward chunk: bounds activation memory for long inputs.
+const FORWARD_CHUNK: usize = 512;
+/// Rows of the LM head computed at once: bounds the `rows × vocab` logits buffer.
+const LOGITS_TILE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Qwen2,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub architecture: Architecture,
+    pub layers: usize,
+    pub hidden: usize,
+    pub ffn: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_dims: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+    pub context: usize,
+    pub vocab: usize,
+}
+
+impl Config {
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
+        let arch_name = gguf.require_str("general.architecture")?;
+        let architecture = match arch_name {
+            "llama" => Architecture::Llama,
+            "qwen2" => Architecture::Qwen2,
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "{} has architecture `{other}`; abridge runs `llama` (SmolLM2, Llama, Mistral) and `qwen2` GGUF files",
+                    gguf.path.display()
+                )))
+            }
+        };
+        let key = |name: &str| format!("{arch_name}.{name}");
+        let int = |name: &str| -> Result<usize> { Ok(gguf.require_u64(&key(name))? as usize) };
+        let optional_int = |name: &str| {
+            gguf.get(&key(name))
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize)
+        };
+        let hidden = int("embedding_length")?;
+        let heads = int("attention.head_count")?;
+        let head_dim = optional_int("attention.key_length").unwrap_or(hidden / heads.max(1));
+        let vocab = gguf
+            .tensors
+            .get("token_embd.weight")
+            .and_then(|t| t.dims.get(1).copied())
+            .ok_or_else(|| Error::InvalidGguf {
+                path: gguf.path.clone(),
+                reason: "the tensor token_embd.weight is missing".into(),
+            })?;
+        let config = Self {
+            architecture,
+            layers: int("block_count")?,
+            hidden,
+            ffn: int("feed_forward_length")?,
+            heads,
+            kv_heads: optional_int("attention.head_count_kv").unwrap_or(heads),
+            head_dim,
+            rope_dims: optional_int("rope.dimension_count").unwrap_or(head_dim),
+            rope_base: gguf
+                .get(&key("rope.freq_base"))
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10_000.0) as f32,
+            rms_eps: gguf
+                .require(&key("attention.layer_norm_rms_epsilon"))?
+                .as_f64()
+                .ok_or_else(|| gguf.wrong_type(&key("attention.layer_norm_rms_epsilon")))?
+                as f32,
+            context: int("context_length")?,
+            vocab,
+        };
+        if config.heads == 0
+            || config.kv_heads == 0
+            || config.heads % config.kv_heads != 0
+            || config.rope_dims > config.head_dim
+            || config.rope_dims % 2 != 0
+        {
+            return Err(Error::InvalidGguf {
+                path: gguf.path.clone(),
+                reason: format!("inconsistent attention shape in the metadata: {config:?}"),
+            });
+        }
+        Ok(config)
+    }
+
+    fn rope_style(&self) -> RopeStyle {
+        match self.architecture {
+            Architecture::Llama => RopeStyle::Interleaved,
+            Architecture::Qwen2 => RopeStyle::HalfSplit,
+        }
+    }
+}
+
+/// How weights are held in memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Keep matrices in their GGUF encoding (about 4x less memory for Q4 files) and dequantise
+    /// tiles during each matmul. Scores are identical; long chunks run a little slower.
+    pub keep_quantized: bool,
+}
+
+struct Linear {
+    weight: Matrix,
+    bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    fn forward(&self, x: &[f32], m: usize, out: &mut [f32], threads: usize) {
+        self.weight.forward(x, m, out, threads);
+        if let Some(bias) = &self.bias {
+            for row in out.chunks_exact_mut(bias.len()) {
+                kernels::add_assign(row, bias);
+            }
+        }
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    output: Matrix,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+}
+
+/// A loaded llama-family model.
+pub struct CausalLm {
+    pub config: Config,
+    embedding: Arc<Matrix>,
+    lm_head: Arc<Matrix>,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    rope: Rope,
+}
+
+/// What a model has read: per-layer keys and values, and the final hidden state (after the
+/// output norm) of every position, from which next-token log-probabilities are computed.
+#[derive(Clone, Default)]
+pub struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    hidden: Vec<f32>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps the first `len` positions.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let positions = self.len;
+        for buffer in self
+            .keys
+            .iter_mut()
+            .chain(self.values.iter_mut())
+            .chain([&mut self.hidden])
+        {
+            let width = buffer.len() / positions;
+            buffer.truncate(len * width);
+        }
+        self.len = len;
+    }
+}
+
+impl CausalLm {
+    pub fn load(gguf: &GgufFile, options: LoadOptions) -> Result<Self> {
+        let config = Config::from_gguf(gguf)?;
+        let loader = Loader { gguf, options };
+        let embedding =
+            Arc::new(loader.matrix("token_embd.weight", config.vocab, config.hidden)?);
+        let lm_head = if gguf.tensors.contains_key("output.weight") {
+            Arc::new(loader.matrix("output.weight", config.vocab, config.hidden)?)
+        } else {
+            Arc::clone(&embedding)
+        };
+        let (q_width, kv_width) = (
+            config.heads * config.head_dim,
+            config.kv_heads * config.head_dim,
+        );
+        let layers = (0..config.layers)
+            .map(|i| {
+                let name = |part: &str| format!("blk.{i}.{part}");
+                let linear = |part: &str, rows: usize| -> Result<Linear> {
+                    let bias_name = name(&format!("{part}.bias"));
+                    Ok(Linear {
+                        weight: loader.matrix(
+                            &name(&format!("{part}.weight")),
+                            rows,
+                            config.hidden,
+                        )?,
+                        bias: if gguf.tensors.contains_key(&bias_name) {
+                            Some(loader.vector(&bias_name, rows)?)
+                        } else {
+                            None
+                        },
+                    })
+                };
+                Ok(Layer {
+                    attn_norm: loader.vector(&name("attn_norm.weight"), config.hidden)?,
+                    q: linear("attn_q", q_width)?,
+                    k: linear("attn_k", kv_width)?,
+                    v: linear("attn_v", kv_width)?,
+                    output: loader.matrix(&name("attn_output.weight"), config.hidden, q_width)?,
+                    ffn_norm: loader.vector(&name("ffn_norm.weight"), config.hidden)?,
+                    gate: loader.matrix(&name("ffn_gate.weight"), config.ffn, config.hidden)?,
+                    up: loader.matrix(&name("ffn_up.weight"), config.ffn, config.hidden)?,
+                    down: loader.matrix(&name("ffn_down.weight"), config.hidden, config.ffn)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output_norm = loader.vector("output_norm.weight", config.hidden)?;
+        let rope = Rope::new(
+            config.rope_style(),
+            config.rope_dims,
+            config.rope_base,
+            config.context,
+        );
+        Ok(Self {
+            config,
+            embedding,
+            lm_head,
+            layers,
+            output_norm,
+            rope,
+        })
+    }
+
+    /// Bytes held by the weights.
+    pub fn memory_bytes(&self) -> usize {
+        let mut total = self.embedding.memory_bytes();
+        if !Arc::ptr_eq(&self.embedding, &self.lm_head) {
+            total += self.lm_head.memory_bytes();
+        }
+        for l in &self.layers {
+            total += [
+                &l.q.weight,
+                &l.k.weight,
+                &l.v.weight,
+                &l.output,
+                &l.gate,
+                &l.up,
+                &l.down,
+            ]
+            .iter()
+            .map(|m| m.memory_bytes())
+            .sum::<usize>();
+        }
+        total
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            keys: vec![Vec::new(); self.config.layers],
+            values: vec![Vec::new(); self.config.layers],
+            hidden: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Reads `ids` after what `cache` holds.
+    pub fn forward(&self, cache: &mut KvCache, ids: &[u32]) -> Result<()> {
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.config.vocab) {
+            return Err(Error::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary of {} tokens",
+                self.config.vocab
+            )));
+        }
+        if cache.len + ids.len() > self.config.context {
+            return Err(Error::InvalidInput(format!(
+                "{} tokens exceed the model's context of {} tokens; score long inputs in windows",
+                cache.len + ids.len(),
+                self.config.context
+            )));
+        }
+        for chunk in ids.chunks(FORWARD_CHUNK) {
+            self.forward_chunk(cache, chunk);
+        }
+        Ok(())
+    }
+
+    fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32]) {
+        let c = &self.config;
+        let threads = rayon::current_num_threads();
+        let (t, d, past) = (ids.len(), c.hidden, cache.len);
+        let (q_width, kv_width) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
+        let mut x = vec![0f32; t * d];
+        for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
+            self.embedding.row(id as usize, row);
+        }
+        let mut normed = vec![0f32; t * d];
+        let mut q = vec![0f32; t * q_width];
+        let mut k = vec![0f32; t * kv_width];
+        let mut v = vec![0f32; t * kv_width];
+        let mut attention = vec![0f32; t * q_width];
+        let mut projected = vec![0f32; t * d];
+        let mut gate = vec![0f32; t * c.ffn];
+        let mut up = vec![0f32; t * c.ffn];
+        for (i, layer) in self.layers.iter().enumerate() {
+            kernels::rms_norm(&x, &layer.attn_norm, c.rms_eps, &mut normed);
+            layer.q.forward(&normed, t, &mut q, threads);
+            layer.k.forward(&normed, t, &mut k, threads);
+            layer.v.forward(&normed, t, &mut v, threads);
+            self.rope.apply(&mut q, q_width, c.head_dim, past);
+            self.rope.apply(&mut k, kv_width, c.head_dim, past);
+            cache.keys[i].extend_from_slice(&k);
+            cache.values[i].extend_from_slice(&v);
+            let shape = AttentionShape {
+                queries: t,
+                past,
+                heads: c.heads,
+                kv_heads: c.kv_heads,
+                head_dim: c.head_dim,
+            };
+            kernels::causal_attention(&q, &cache.keys[i], &cache.values[i], shape, &mut attention);
+            layer.output.forward(&attention, t, &mut projected, threads);
+            kernels::add_assign(&mut x, &projected);
+
+            kernels::rms_norm(&x, &layer.ffn_norm, c.rms_eps, &mut normed);
+            layer.gate.forward(&normed, t, &mut gate, threads);
+            layer.up.forward(&normed, t, &mut up, threads);
+            kernels::silu_mul(&mut gate, &up);
+            layer.down.forward(&gate, t, &mut projected, threads);
+            kernels::add_assign(&mut x, &projected);
+        }
+        kernels::rms_norm(&x, &self.output_norm, c.rms_eps, &mut normed);
+        cache.hidden.extend_from_slice(&normed);
+        cache.len += t;
+    }
+
+    /// `ln p(targets[i] | positions ..= from + i)`: the log-probability the model gave, at
+    /// position `from + i` of `cache`, to `targets[i]` being the next token.
+    pub fn next_token_log_probs(&self, cache: &KvCache, from: usize, targets: &[u32]) -> Vec<f32> {
+        let d = self.config.hidden;
+        let vocab = self.config.vocab;
+        assert!(from + targets.len() <= cache.len);
+        let threads = rayon::current_num_threads();
+        let mut log_probs = Vec::with_capacity(targets.len());
+        let mut logits = vec![0f32; LOGITS_TILE.min(targets.len()) * vocab];
+        for (tile, tile_targets) in targets.chunks(LOGITS_TILE).enumerate() {
+            let rows = tile_targets.len();
+            let first = from + tile * LOGITS_TILE;
+            let hidden = &cache.hidden[first * d..(first + rows) * d];
+            let logits = &mut logits[..rows * vocab];
+            self.lm_head.forward(hidden, rows, logits, threads);
+            let tile_log_probs: Vec<f32> = logits
+                .par_chunks_exact(vocab)
+                .zip(tile_targets)
+                .map(|(row, &target)| kernels::target_log_prob(row, target as usize))
+                .collect();
+            log_probs.extend(tile_log_probs);
+        }
+        log_probs
+    }
+}
+
+struct Loader<'a> {
+    gguf: &'a GgufFile,
+    options: LoadOptions,
+}
+
+impl Loader<'_> {
+    fn tensor(&self, name: &str, expected: &[usize]) -> Result<&crate::gguf::TensorInfo> {
+        let info = self
+            .gguf
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::InvalidGguf {
+                path: self.gguf.path.clone(),
+                reason: format!("the tensor {name} is missing"),
+            })?;
+        if info.dims != expected {
+            return Err(Error::InvalidGguf {
+                path: self.gguf.path.clone(),
+                reason: format!(
+                    "tensor {name} has shape {:?}, expected {expected:?}",
+                    info.dims
+                ),
+            });
+        }
+        Ok(info)
+    }
+
+    fn dequantized(&self, info: &crate::gguf::TensorInfo) -> Vec<f32> {
+        let mut values = vec![0f32; info.element_count()];
+        info.dtype
+            .dequantize(self.gguf.tensor_data(info), &mut values);
+        values
+    }
+
+    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        Ok(self.dequantized(self.tensor(name, &[len])?))
+    }
+
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        let info = self.tensor(name, &[cols, rows])?;
+        let is_float = matches!(info.dtype, GgmlType::F32);
+        Ok(if self.options.keep_quantized && !is_float {
+            Matrix::quantized(rows, cols, info.dtype, self.gguf.tensor_data(info).to_vec())
+        } else {
+            Matrix::from_f32(rows, cols, self.dequantized(info))
+        })
+    }
+}
