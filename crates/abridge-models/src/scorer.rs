@@ -24,8 +24,8 @@ pub struct LanguageModel {
 impl LanguageModel {
     pub fn load(path: &Path, options: LoadOptions) -> Result<Self> {
         let gguf = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
         let model = CausalLm::load(&gguf, options)?;
+        let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
         if tokenizer.vocab_size() > model.config.vocab {
             return Err(Error::InvalidGguf {
                 path: path.to_path_buf(),

@@ -1,0 +1,120 @@
+//! The `abridge` binary as a user runs it: outputs, exit codes and error messages.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn abridge(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_abridge"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/sample.txt");
+
+#[test]
+fn score_json_reports_every_token_and_the_perplexity() {
+    let output = abridge(&["score", SAMPLE, "--json", "--threads", "1"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tokens = report["tokens"].as_array().unwrap();
+    assert!(tokens.len() > 250);
+    let text: String = tokens.iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert_eq!(text, std::fs::read_to_string(SAMPLE).unwrap());
+    assert!(tokens.iter().all(|t| t["id"].is_u64() && t["surprisal"].as_f64().unwrap() >= 0.0));
+    let perplexity = report["perplexity"].as_f64().unwrap();
+    assert!((18.0..28.0).contains(&perplexity), "{perplexity}");
+}
+
+#[test]
+fn score_reads_standard_input_and_prints_a_table() {
+    let output = abridge(&["score", "-"], Some(b"The quay was built by fishermen."));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("\" fishermen\""), "{stdout}");
+    assert!(stdout.lines().last().unwrap().contains("perplexity"));
+}
+
+#[test]
+fn bench_prints_a_json_record_per_length() {
+    let output = abridge(&["bench", "--lengths", "32,16", "--repeat", "1", "--json"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let records: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["tokens"], 16);
+    assert_eq!(records[1]["tokens"], 32);
+    assert!(records.iter().all(|r| r["tokens_per_second"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn empty_input_is_refused() {
+    let output = abridge(&["score", "-"], Some(b"  \n"));
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("empty"), "{}", stderr(&output));
+}
+
+#[test]
+fn invalid_utf8_is_refused_with_its_offset() {
+    let output = abridge(&["score", "-"], Some(b"caf\xe9 au lait"));
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("not valid UTF-8") && message.contains("offset 3"), "{message}");
+}
+
+#[test]
+fn a_missing_model_names_the_fix() {
+    let output = abridge(&["score", SAMPLE, "--model", "/nonexistent/x.gguf"], None);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("model file not found") && message.contains("abridge models fetch"), "{message}");
+}
+
+#[test]
+fn a_missing_input_file_is_named() {
+    let output = abridge(&["score", "/nonexistent/input.txt"], None);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("/nonexistent/input.txt"));
+}
+
+#[test]
+fn unknown_options_and_zero_threads_are_refused() {
+    let output = abridge(&["score", SAMPLE, "--no-such-option"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--no-such-option"));
+    let output = abridge(&["score", SAMPLE, "--threads", "0"], None);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--threads"));
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let output = abridge(&["--help"], None);
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for command in ["score", "bench", "models"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
+#[test]
+fn models_list_shows_the_default_model_installed() {
+    let output = abridge(&["models", "list"], None);
+    assert!(output.status.success());
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(listing.contains("smollm2-135m") && listing.contains("installed"), "{listing}");
+}
