@@ -41,6 +41,7 @@ impl ModelArgs {
         let started = Instant::now();
         let options = LoadOptions {
             keep_quantized: self.low_memory,
+            ..LoadOptions::default()
         };
         let model = LanguageModel::load(&path, options)?;
         tracing::info!(

@@ -119,6 +119,9 @@ pub struct LoadOptions {
     /// Keep matrices in their GGUF encoding (about 4x less memory for Q4 files) and dequantise
     /// tiles during each matmul. Scores are identical; long chunks run a little slower.
     pub keep_quantized: bool,
+    /// Read at most this many positions per cache, below the model's own context: long inputs
+    /// are then scored in more, shorter windows (faster attention, less context).
+    pub context_limit: Option<usize>,
 }
 
 struct Linear {
@@ -200,7 +203,10 @@ impl KvCache {
 
 impl CausalLm {
     pub fn load(gguf: &GgufFile, options: LoadOptions) -> Result<Self> {
-        let config = Config::from_gguf(gguf)?;
+        let mut config = Config::from_gguf(gguf)?;
+        if let Some(limit) = options.context_limit {
+            config.context = config.context.min(limit.max(2));
+        }
         let loader = Loader { gguf, options };
         let embedding =
             Arc::new(loader.matrix("token_embd.weight", config.vocab, config.hidden)?);

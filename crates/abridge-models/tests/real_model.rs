@@ -85,7 +85,10 @@ fn context_changes_the_scores() {
 #[test]
 fn low_memory_mode_scores_the_same() {
     let path = abridge_models::fetch::default_model_path();
-    let quantized = LanguageModel::load(&path, LoadOptions { keep_quantized: true }).unwrap();
+    let quantized = LanguageModel::load(&path, LoadOptions {
+            keep_quantized: true,
+            ..LoadOptions::default()
+        }).unwrap();
     assert!(quantized.model.memory_bytes() * 3 < smollm2().model.memory_bytes());
     let ids = ids(smollm2(), "Rents in the centre have risen by roughly 40 percent in a decade.");
     let mut a = smollm2().start().unwrap();
@@ -142,4 +145,37 @@ fn reading_past_the_context_is_an_error_not_a_panic() {
     assert!(error.contains("context"), "{error}");
     let error = lm.extend(&mut cache, &[u32::MAX]).unwrap_err().to_string();
     assert!(error.contains("vocabulary"), "{error}");
+}
+
+#[test]
+fn long_inputs_are_scored_in_overlapping_windows() {
+    let path = abridge_models::fetch::default_model_path();
+    let limit = 64;
+    let short = LanguageModel::load(
+        &path,
+        LoadOptions {
+            context_limit: Some(limit),
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let window = short.max_tokens();
+    assert_eq!(window, limit - 1);
+    let ids = ids(smollm2(), sample_text());
+    assert!(ids.len() > 4 * window);
+    let mut done = Vec::new();
+    let windowed = short.surprisal(&ids, &mut |n, total| done.push((n, total))).unwrap();
+    assert_eq!(windowed.len(), ids.len());
+    assert_eq!(done.last(), Some(&(ids.len(), ids.len())));
+
+    // The first window is plain scoring; the second re-reads the last quarter-window as context.
+    let mut cache = smollm2().start().unwrap();
+    let first = smollm2().extend(&mut cache, &ids[..window]).unwrap();
+    assert!(max_abs_diff(&windowed[..window], &first) < 1e-4);
+    let overlap = window / 4;
+    let mut cache = smollm2().start().unwrap();
+    let second = smollm2()
+        .extend(&mut cache, &ids[window - overlap..2 * window - overlap])
+        .unwrap();
+    assert!(max_abs_diff(&windowed[window..2 * window - overlap], &second[overlap..]) < 1e-4);
 }
