@@ -32,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compress a prompt: keep what the target LLM needs, within a token budget.
+    Compress(Box<commands::compress::Args>),
     /// Print the surprisal of every token of a text under the scoring model, and its perplexity.
     Score(commands::score::Args),
     /// Measure scoring throughput (tokens/s) and peak memory at several input lengths.
@@ -60,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .num_threads(threads)
         .build_global()?;
     match cli.command {
+        Command::Compress(args) => commands::compress::run(*args),
         Command::Score(args) => commands::score::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Models(command) => commands::models::run(command),

@@ -8,8 +8,9 @@ use crate::BoxError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelToken {
     pub id: u32,
-    /// Byte range in the tokenized text. Byte-level BPE can split a multi-byte character across
-    /// tokens; such tokens share the character's range, so ranges never cut UTF-8.
+    /// Byte range in the tokenized text; the spans of a text's tokens tile it. Byte-level BPE can
+    /// split a multi-byte character across tokens: a boundary inside a character is moved to the
+    /// character's end, so ranges never cut UTF-8 (a token wholly inside one gets an empty range).
     pub span: Range<usize>,
 }
 

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod compress;
 pub mod models;
 pub mod score;
 

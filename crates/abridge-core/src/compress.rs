@@ -1,0 +1,219 @@
+//! The entry point: a [`CompressRequest`] in, a [`Compressed`] prompt out.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{Budget, Target};
+use crate::methods::{llmlingua, selective_context, Method};
+use crate::prompt::Prompt;
+use crate::protect::{normalize, ProtectOptions};
+use crate::render::{render, LabeledSpan};
+use crate::score::{Meter, Progress};
+use crate::segment::{units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words};
+use crate::select::{select, Plan};
+use crate::{Result, TokenCounter, TokenScorer};
+
+/// What to compress and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompressRequest {
+    pub method: Method,
+    pub budget: Budget,
+    /// Kept verbatim, before the contexts.
+    pub instruction: String,
+    /// The text to compress: one document, or several (LLMLingua's demonstrations).
+    pub contexts: Vec<String>,
+    /// Kept verbatim, after the contexts.
+    pub question: String,
+    pub protect: ProtectOptions,
+    /// What is kept or dropped as a whole.
+    pub unit: Unit,
+    /// Interpret `<abridge keep>` / `<abridge rate=r>` tags (else they are plain text).
+    pub markup: bool,
+}
+
+impl CompressRequest {
+    /// A request with the method's default unit, the default budget (`rate` 0.5), no
+    /// instruction or question, no extra protection, and markup on.
+    pub fn new(method: Method, contexts: Vec<String>) -> Self {
+        Self {
+            unit: method.default_unit(),
+            method,
+            budget: Budget::default(),
+            instruction: String::new(),
+            contexts,
+            question: String::new(),
+            protect: ProtectOptions::default(),
+            markup: true,
+        }
+    }
+}
+
+/// Seconds spent, in total and inside the scorer (tokenizing and scoring).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub model_seconds: f64,
+    pub total_seconds: f64,
+}
+
+/// A compressed prompt, its label map and its numbers. Token counts are in the target LLM's
+/// tokenizer ([`Compressed::tokenizer`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compressed {
+    pub text: String,
+    /// The prompt that was compressed: parts joined by blank lines, markup removed. The label
+    /// map's spans index into it.
+    pub source: String,
+    /// Every unit of `source`, in order, with what happened to it.
+    pub spans: Vec<LabeledSpan>,
+    pub origin_tokens: usize,
+    pub compressed_tokens: usize,
+    /// The token target the budget set (none for a threshold budget).
+    pub target_tokens: Option<usize>,
+    /// Tokens of the protected text alone.
+    pub protected_tokens: usize,
+    /// The protected text alone exceeds the target; it was kept anyway.
+    pub protected_over_budget: bool,
+    /// `origin_tokens / compressed_tokens` (the "3.3x" of LLMLingua; an empty result counts as 1
+    /// token).
+    pub ratio: f64,
+    /// `compressed_tokens / origin_tokens`.
+    pub rate: f64,
+    /// The target LLM's tokenizer, e.g. `cl100k_base`.
+    pub tokenizer: String,
+    pub timings: Timings,
+}
+
+/// Compresses a prompt. Bad input or options are [`crate::Error::InvalidInput`] with a message
+/// that names the fix; the scorer's failures are [`crate::Error::Model`]. `progress`, if given,
+/// is called with (model tokens scored, model tokens to score) as scoring advances.
+pub fn compress(
+    request: &CompressRequest,
+    scorer: &dyn TokenScorer,
+    counter: &dyn TokenCounter,
+    progress: Option<Progress>,
+) -> Result<Compressed> {
+    let started = Instant::now();
+    request.budget.validate()?;
+    if let Method::Llmlingua(options) = &request.method {
+        options.validate(request.contexts.len())?;
+    }
+    let prompt = Prompt::assemble(
+        &request.instruction,
+        &request.contexts,
+        &request.question,
+        request.markup,
+    )?;
+    let text = prompt.text.as_str();
+    let mut protected = request.protect.protected_ranges(text)?;
+    protected.extend(prompt.keep.iter().cloned());
+    let protected = normalize(text, protected);
+
+    let mut meter = Meter::new(progress);
+    let needs_prompt_tokens =
+        request.unit == Unit::Token || request.method == Method::SelectiveContext;
+    let prompt_tokens = if needs_prompt_tokens {
+        meter.tokenize(scorer, text)?
+    } else {
+        Vec::new()
+    };
+    let units = match request.unit {
+        Unit::Token => units_from_tokens(text, &prompt_tokens),
+        Unit::Word => Words.segment(text),
+        Unit::Phrase => Phrases.segment(text),
+        Unit::Sentence => Sentences.segment(text),
+    };
+    let mut plan = Plan::new(text, units, &protected, &prompt.rated);
+    let origin_tokens = counter.count(text);
+    let target = request.budget.target(origin_tokens);
+
+    let (scores, window_kept) = match &request.method {
+        Method::SelectiveContext => (
+            selective_context::unit_scores(&plan.units, &prompt_tokens, scorer, &mut meter)?,
+            None,
+        ),
+        Method::Llmlingua(options) => {
+            let scored = llmlingua::score(
+                &prompt, &mut plan, options, target, scorer, counter, &mut meter,
+            )?;
+            (scored.scores, Some(scored.window_kept))
+        }
+    };
+    meter.finish();
+
+    let kept = select(
+        text,
+        &plan,
+        &scores,
+        window_kept.as_deref(),
+        target,
+        counter,
+    );
+    let compressed = render(text, &plan.units, &kept);
+    let compressed_tokens = counter.count(&compressed);
+    let protected_units = plan.kept_by_role();
+    let protected_tokens = counter.count(&render(text, &plan.units, &protected_units));
+    let target_tokens = match target {
+        Target::Tokens(tokens) => Some(tokens),
+        Target::Threshold(_) => None,
+    };
+    let spans = plan
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, span)| LabeledSpan {
+            span: span.clone(),
+            kept: kept[i],
+            protected: protected_units[i],
+            score: scores[i],
+        })
+        .collect();
+    Ok(Compressed {
+        text: compressed,
+        source: prompt.text.clone(),
+        spans,
+        origin_tokens,
+        compressed_tokens,
+        target_tokens,
+        protected_tokens,
+        protected_over_budget: target_tokens.is_some_and(|target| protected_tokens > target),
+        ratio: origin_tokens as f64 / compressed_tokens.max(1) as f64,
+        rate: compressed_tokens as f64 / origin_tokens.max(1) as f64,
+        tokenizer: counter.name().to_string(),
+        timings: Timings {
+            model_seconds: meter.model_time.as_secs_f64(),
+            total_seconds: started.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeScorer, WordCounter};
+    use crate::LlmlinguaOptions;
+
+    #[test]
+    fn requests_and_results_round_trip_through_json() {
+        let mut request = CompressRequest::new(
+            Method::Llmlingua(LlmlinguaOptions::default()),
+            vec!["one two three".into()],
+        );
+        request.budget = Budget::TargetTokens(2);
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["method"]["name"], "llmlingua");
+        assert_eq!(json["method"]["context_budget"]["add"], 100.0);
+        assert_eq!(json["budget"]["target_tokens"], 2);
+        assert_eq!(json["unit"], "word");
+        assert_eq!(
+            serde_json::from_value::<CompressRequest>(json).unwrap(),
+            request
+        );
+
+        let result = compress(&request, &FakeScorer::new(), &WordCounter, None).unwrap();
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["text"], "one three");
+        assert_eq!(json["spans"][0]["span"]["end"], 3);
+        assert_eq!(json["origin_tokens"], 3);
+    }
+}

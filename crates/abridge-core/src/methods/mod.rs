@@ -1,0 +1,31 @@
+//! Compression methods: each a composition of the pipeline's stages.
+
+pub mod llmlingua;
+pub mod selective_context;
+
+use serde::{Deserialize, Serialize};
+
+pub use llmlingua::{ContextBudget, LlmlinguaOptions};
+
+use crate::segment::Unit;
+
+/// The compression method and its own options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Method {
+    /// Selective Context: drop the least informative units.
+    SelectiveContext,
+    /// LLMLingua: coarse demonstration filter, then iterative token-level compression.
+    Llmlingua(LlmlinguaOptions),
+}
+
+impl Method {
+    /// The unit each method's users know: Selective Context's default `reduce_level` is
+    /// `phrase`; LLMLingua drops tokens, which we round up to whole words.
+    pub fn default_unit(&self) -> Unit {
+        match self {
+            Self::SelectiveContext => Unit::Phrase,
+            Self::Llmlingua(_) => Unit::Word,
+        }
+    }
+}
