@@ -32,7 +32,9 @@ fn score_json_reports_every_token_and_the_perplexity() {
     assert!(tokens.len() > 250);
     let text: String = tokens.iter().map(|t| t["text"].as_str().unwrap()).collect();
     assert_eq!(text, std::fs::read_to_string(SAMPLE).unwrap());
-    assert!(tokens.iter().all(|t| t["id"].is_u64() && t["surprisal"].as_f64().unwrap() >= 0.0));
+    assert!(tokens
+        .iter()
+        .all(|t| t["id"].is_u64() && t["surprisal"].as_f64().unwrap() >= 0.0));
     let perplexity = report["perplexity"].as_f64().unwrap();
     assert!((18.0..28.0).contains(&perplexity), "{perplexity}");
 }
@@ -48,7 +50,10 @@ fn score_reads_standard_input_and_prints_a_table() {
 
 #[test]
 fn bench_prints_a_json_record_per_length() {
-    let output = abridge(&["bench", "--lengths", "32,16", "--repeat", "1", "--json"], None);
+    let output = abridge(
+        &["bench", "--lengths", "32,16", "--repeat", "1", "--json"],
+        None,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let records: Vec<serde_json::Value> = String::from_utf8(output.stdout)
         .unwrap()
@@ -58,7 +63,9 @@ fn bench_prints_a_json_record_per_length() {
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["tokens"], 16);
     assert_eq!(records[1]["tokens"], 32);
-    assert!(records.iter().all(|r| r["tokens_per_second"].as_f64().unwrap() > 0.0));
+    assert!(records
+        .iter()
+        .all(|r| r["tokens_per_second"].as_f64().unwrap() > 0.0));
 }
 
 #[test]
@@ -73,7 +80,10 @@ fn invalid_utf8_is_refused_with_its_offset() {
     let output = abridge(&["score", "-"], Some(b"caf\xe9 au lait"));
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("not valid UTF-8") && message.contains("offset 3"), "{message}");
+    assert!(
+        message.contains("not valid UTF-8") && message.contains("offset 3"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -81,7 +91,10 @@ fn a_missing_model_names_the_fix() {
     let output = abridge(&["score", SAMPLE, "--model", "/nonexistent/x.gguf"], None);
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("model file not found") && message.contains("abridge models fetch"), "{message}");
+    assert!(
+        message.contains("model file not found") && message.contains("abridge models fetch"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -116,5 +129,8 @@ fn models_list_shows_the_default_model_installed() {
     let output = abridge(&["models", "list"], None);
     assert!(output.status.success());
     let listing = String::from_utf8(output.stdout).unwrap();
-    assert!(listing.contains("smollm2-135m") && listing.contains("installed"), "{listing}");
+    assert!(
+        listing.contains("smollm2-135m") && listing.contains("installed"),
+        "{listing}"
+    );
 }

@@ -41,12 +41,18 @@ fn gguf_with_metadata(pairs: &[(&str, &str)]) -> Vec<u8> {
 fn a_missing_file_names_the_fetch_command() {
     let error = load(Path::new("/nonexistent/model.gguf"));
     assert!(matches!(error, Error::ModelNotFound { .. }));
-    assert!(error.to_string().contains("abridge models fetch"), "{error}");
+    assert!(
+        error.to_string().contains("abridge models fetch"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_gguf_is_rejected() {
-    let error = load(&temp_file("random.gguf", b"PK\x03\x04 this is a zip, not a model"));
+    let error = load(&temp_file(
+        "random.gguf",
+        b"PK\x03\x04 this is a zip, not a model",
+    ));
     assert!(error.to_string().contains("GGUF magic"), "{error}");
     let error = load(&temp_file("empty.gguf", b""));
     assert!(error.to_string().contains("truncated"), "{error}");

@@ -110,7 +110,10 @@ fn numbers_in_demonstrations_survive_with_force_reserve_digit() {
         }
         assert!(kept_demonstrations >= 2, "{}", result.text);
         assert!(result.text.ends_with(&request.question));
-        assert!(is_word_subsequence(&result.text, &format!("{all}\n\n{}", request.question)));
+        assert!(is_word_subsequence(
+            &result.text,
+            &format!("{all}\n\n{}", request.question)
+        ));
         insta::assert_snapshot!(name, result.text);
     }
 }
@@ -123,7 +126,11 @@ fn target_tokens_are_counted_in_the_target_tokenizer() {
         request.budget = Budget::TargetTokens(120);
         let result = compress(&request, smollm2(), &counter, None).unwrap();
         assert_eq!(result.compressed_tokens, counter.count(&result.text));
-        assert!(result.compressed_tokens.abs_diff(120) <= 4, "{}", result.compressed_tokens);
+        assert!(
+            result.compressed_tokens.abs_diff(120) <= 4,
+            "{}",
+            result.compressed_tokens
+        );
         assert_eq!(result.tokenizer, tokenizer.name());
     }
 }
@@ -141,8 +148,13 @@ fn inputs_longer_than_the_context_are_compressed_in_windows() {
     let long = format!("{}\n\n{}", sample_text(), sample_text());
     assert!(short_context.encode(&long).unwrap().len() > 2 * short_context.max_tokens());
     for method in [llmlingua(), Method::SelectiveContext] {
-        let result = compress(&request(method, vec![long.clone()], 0.5), &short_context, &counter(), None)
-            .unwrap();
+        let result = compress(
+            &request(method, vec![long.clone()], 0.5),
+            &short_context,
+            &counter(),
+            None,
+        )
+        .unwrap();
         assert!(is_word_subsequence(&result.text, &long));
         assert!(result.rate > 0.4 && result.rate < 0.6, "{}", result.rate);
     }
@@ -152,9 +164,14 @@ fn inputs_longer_than_the_context_are_compressed_in_windows() {
 fn bad_requests_are_errors_not_panics() {
     let text = vec![sample_text().to_string()];
     for rate in [0.0, -0.5, 1.5, f64::NAN] {
-        let error = compress(&request(llmlingua(), text.clone(), rate), smollm2(), &counter(), None)
-            .unwrap_err()
-            .to_string();
+        let error = compress(
+            &request(llmlingua(), text.clone(), rate),
+            smollm2(),
+            &counter(),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("rate"), "{error}");
     }
     let mut question_only = CompressRequest::new(llmlingua(), vec![]);

@@ -18,7 +18,10 @@ fn prose_has_the_perplexity_expected_of_this_model() {
     assert_eq!(surprisal.len(), ids.len());
     let mean = surprisal.iter().map(|&s| f64::from(s)).sum::<f64>() / surprisal.len() as f64;
     let perplexity = mean.exp();
-    assert!((18.0..28.0).contains(&perplexity), "perplexity {perplexity}");
+    assert!(
+        (18.0..28.0).contains(&perplexity),
+        "perplexity {perplexity}"
+    );
     // Content words are more surprising than function words in the same text.
     let tokens = lm.encode(sample_text()).unwrap();
     let score_of = |word: &str| {
@@ -85,12 +88,19 @@ fn context_changes_the_scores() {
 #[test]
 fn low_memory_mode_scores_the_same() {
     let path = abridge_models::fetch::default_model_path();
-    let quantized = LanguageModel::load(&path, LoadOptions {
+    let quantized = LanguageModel::load(
+        &path,
+        LoadOptions {
             keep_quantized: true,
             ..LoadOptions::default()
-        }).unwrap();
+        },
+    )
+    .unwrap();
     assert!(quantized.model.memory_bytes() * 3 < smollm2().model.memory_bytes());
-    let ids = ids(smollm2(), "Rents in the centre have risen by roughly 40 percent in a decade.");
+    let ids = ids(
+        smollm2(),
+        "Rents in the centre have risen by roughly 40 percent in a decade.",
+    );
     let mut a = smollm2().start().unwrap();
     let mut b = quantized.start().unwrap();
     let dense = smollm2().extend(&mut a, &ids).unwrap();
@@ -164,7 +174,9 @@ fn long_inputs_are_scored_in_overlapping_windows() {
     let ids = ids(smollm2(), sample_text());
     assert!(ids.len() > 4 * window);
     let mut done = Vec::new();
-    let windowed = short.surprisal(&ids, &mut |n, total| done.push((n, total))).unwrap();
+    let windowed = short
+        .surprisal(&ids, &mut |n, total| done.push((n, total)))
+        .unwrap();
     assert_eq!(windowed.len(), ids.len());
     assert_eq!(done.last(), Some(&(ids.len(), ids.len())));
 

@@ -11,7 +11,9 @@ use common::{max_abs_diff, smollm2};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn json(name: &str) -> Value {
@@ -19,11 +21,21 @@ fn json(name: &str) -> Value {
 }
 
 fn numbers<T: From<f32>>(value: &Value) -> Vec<T> {
-    value.as_array().unwrap().iter().map(|v| T::from(v.as_f64().unwrap() as f32)).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| T::from(v.as_f64().unwrap() as f32))
+        .collect()
 }
 
 fn ids(value: &Value) -> Vec<u32> {
-    value.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// Checks every sequence of a reference file: ids of its text (if any) and log-probs.
@@ -43,7 +55,11 @@ fn check_sequences(lm: &LanguageModel, sequences: &Value, tolerance: f32) {
             .map(|s| -s)
             .collect();
         let diff = max_abs_diff(&ours, &expected);
-        assert!(diff <= tolerance, "{:?}: max |Δ log p| = {diff}", sequence["text"]);
+        assert!(
+            diff <= tolerance,
+            "{:?}: max |Δ log p| = {diff}",
+            sequence["text"]
+        );
     }
 }
 
@@ -54,7 +70,10 @@ fn smollm2_log_probs_match_the_float64_reference() {
         reference["model_sha256"],
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     );
-    assert_eq!(reference["start_token_id"], smollm2().tokenizer.document_start());
+    assert_eq!(
+        reference["start_token_id"],
+        smollm2().tokenizer.document_start()
+    );
     check_sequences(smollm2(), &reference["texts"], 1e-3);
 }
 
@@ -72,7 +91,8 @@ fn smollm2_token_ids_equal_llama_cpp() {
 
 fn tiny(name: &str) -> (LanguageModel, Value) {
     let reference = json(&format!("{name}.json"));
-    let lm = LanguageModel::load(&fixture(&format!("{name}.gguf")), LoadOptions::default()).unwrap();
+    let lm =
+        LanguageModel::load(&fixture(&format!("{name}.gguf")), LoadOptions::default()).unwrap();
     (lm, reference)
 }
 
@@ -112,10 +132,16 @@ fn dequantisation_matches_gguf_py_for_every_type() {
             let first: Vec<f32> = numbers(&expected["first8"]);
             assert_eq!(&values[..first.len()], &first[..], "{name} {tensor}");
             let strided: Vec<f32> = values.iter().step_by(97).take(64).copied().collect();
-            assert_eq!(strided, numbers::<f32>(&expected["every97th"]), "{name} {tensor}");
+            assert_eq!(
+                strided,
+                numbers::<f32>(&expected["every97th"]),
+                "{name} {tensor}"
+            );
             let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
             let expected_sum = expected["sum"].as_f64().unwrap();
-            assert!((sum - expected_sum).abs() <= 1e-6 * expected["sum_abs"].as_f64().unwrap().max(1.0));
+            assert!(
+                (sum - expected_sum).abs() <= 1e-6 * expected["sum_abs"].as_f64().unwrap().max(1.0)
+            );
             types_seen.insert(expected["type"].as_str().unwrap().to_string());
         }
     }
