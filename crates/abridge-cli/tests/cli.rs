@@ -134,3 +134,75 @@ fn models_list_shows_the_default_model_installed() {
         "{listing}"
     );
 }
+
+#[test]
+fn compress_json_hits_the_rate_and_labels_every_span() {
+    let output = abridge(&["compress", SAMPLE, "--rate", "0.5", "--json"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let origin = result["origin_tokens"].as_f64().unwrap();
+    let compressed = result["compressed_tokens"].as_f64().unwrap();
+    assert!((compressed - origin / 2.0).abs() <= 0.03 * origin / 2.0, "{compressed}/{origin}");
+    assert_eq!(result["tokenizer"], "cl100k_base");
+    let source = result["source"].as_str().unwrap();
+    let covered: usize = result["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["span"]["end"].as_u64().unwrap() - s["span"]["start"].as_u64().unwrap())
+        .sum::<u64>() as usize;
+    assert_eq!(covered, source.len());
+}
+
+#[test]
+fn compress_show_marks_dropped_text_and_keeps_forced_tokens() {
+    let output = abridge(
+        &[
+            "compress", SAMPLE, "--method", "selective-context", "--rate", "0.3", "--show",
+            "--force-token", "Vellmouth", "--force-reserve-digit",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown = String::from_utf8(output.stdout.clone()).unwrap();
+    assert!(shown.contains("[-"), "{shown}");
+    let unmarked = shown.replace("[-", "").replace("-]", "");
+    assert_eq!(unmarked.trim_end(), std::fs::read_to_string(SAMPLE).unwrap().trim_end());
+    // Forced words and numbers are never inside a dropped span.
+    for kept in ["Vellmouth", "1871,", "180,000", "40"] {
+        for dropped in shown.split("[-").skip(1).map(|s| s.split("-]").next().unwrap()) {
+            assert!(!dropped.split_whitespace().any(|w| w == kept), "{kept} dropped");
+        }
+    }
+    assert!(stderr(&output).contains("cl100k_base tokens"));
+}
+
+#[test]
+fn compress_refuses_bad_budgets_with_the_fix() {
+    for (args, expected) in [
+        (vec!["--rate", "0"], "rate must be in (0, 1]"),
+        (vec!["--rate", "1.5"], "rate must be in (0, 1]"),
+        (vec!["--target-token", "-5"], "target"),
+        (vec!["--target-token", "0"], "target"),
+        (vec!["--rate", "0.5", "--target-token", "10"], "cannot be used with"),
+        (vec!["--method", "magic"], "invalid value 'magic'"),
+        (vec!["--unit", "paragraph"], "unknown unit"),
+        (vec!["--target-tokenizer", "gpt2"], "cl100k_base or o200k_base"),
+        (vec!["--context-budget", "__import__('os')"], "context_budget"),
+        (vec!["--protect-regex", "(unclosed"], "regex"),
+    ] {
+        let mut all = vec!["compress", SAMPLE];
+        all.extend(args.iter().copied());
+        let output = abridge(&all, None);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+}
+
+#[test]
+fn compress_needs_something_to_compress() {
+    let output = abridge(&["compress", "--question", "What?"], None);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("nothing to compress"), "{}", stderr(&output));
+}
