@@ -1,5 +1,7 @@
 use std::time::Instant;
 
+use abridge_core::{compress, Budget, CompressRequest, LlmlinguaOptions, Method};
+use abridge_models::{LanguageModel, TargetTokenizer, TiktokenCounter};
 use anyhow::ensure;
 use serde::Serialize;
 
@@ -22,6 +24,11 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 
+    /// Also time whole compressions (LLMLingua and Selective Context at rate 0.5) of inputs of
+    /// each length, and the share of their time spent outside the model.
+    #[arg(long)]
+    pipeline: bool,
+
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -33,6 +40,18 @@ struct Record {
     seconds: f64,
     peak_rss_mib: Option<u64>,
     threads: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pipelines: Vec<PipelineRecord>,
+}
+
+/// One whole compression of an input of the record's length.
+#[derive(Serialize)]
+struct PipelineRecord {
+    method: &'static str,
+    tokens_per_second: f64,
+    seconds: f64,
+    /// Share of the time spent outside the model (segmenting, selecting, counting, rendering).
+    overhead: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -60,12 +79,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             lm.extend(&mut cache, &ids)?;
             best = best.min(started.elapsed().as_secs_f64());
         }
+        let pipelines = if args.pipeline {
+            pipeline_records(&lm, length)?
+        } else {
+            Vec::new()
+        };
         let record = Record {
             tokens: length,
             tokens_per_second: length as f64 / best,
             seconds: best,
             peak_rss_mib: peak_rss_mib(),
             threads,
+            pipelines,
         };
         if args.json {
             println!("{}", serde_json::to_string(&record)?);
@@ -77,9 +102,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 record.seconds,
                 record.peak_rss_mib.map_or("-".into(), |m| m.to_string())
             );
+            for p in &record.pipelines {
+                println!(
+                    "         {:<18} {:>9.1} tokens/s  {:>8.3} s  {:>5.1}% outside the model",
+                    p.method,
+                    p.tokens_per_second,
+                    p.seconds,
+                    100.0 * p.overhead
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// Compresses `length` model tokens of the sample with each hard-prompt method.
+fn pipeline_records(lm: &LanguageModel, length: usize) -> anyhow::Result<Vec<PipelineRecord>> {
+    let mut text = String::new();
+    let tokens = loop {
+        text.push_str(BENCH_TEXT);
+        text.push('\n');
+        let tokens = lm.encode(&text)?;
+        if tokens.len() >= length {
+            break tokens;
+        }
+    };
+    let text = &text[..tokens[length - 1].span.end];
+    let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
+    let mut records = Vec::new();
+    for (name, method) in [
+        ("llmlingua", Method::Llmlingua(LlmlinguaOptions::default())),
+        ("selective-context", Method::SelectiveContext),
+    ] {
+        let mut request = CompressRequest::new(method, vec![text.to_string()]);
+        request.budget = Budget::Rate(0.5);
+        let result = compress(&request, lm, &counter, None)?;
+        let timings = result.timings;
+        records.push(PipelineRecord {
+            method: name,
+            tokens_per_second: length as f64 / timings.total_seconds,
+            seconds: timings.total_seconds,
+            overhead: 1.0 - timings.model_seconds / timings.total_seconds,
+        });
+    }
+    Ok(records)
 }
 
 /// The process's peak resident memory so far (Linux only).
