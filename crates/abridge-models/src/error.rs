@@ -16,6 +16,12 @@ pub enum Error {
     #[error("{path} is not a valid GGUF file: {reason}. Re-download it with `abridge models fetch --force`")]
     InvalidGguf { path: PathBuf, reason: String },
 
+    #[error("token-classification model not found at {path}: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank)")]
+    ClassifierNotFound { path: PathBuf },
+
+    #[error("{path} is not a valid model file: {reason}")]
+    InvalidModelFile { path: PathBuf, reason: String },
+
     #[error("unsupported model: {0}")]
     Unsupported(String),
 

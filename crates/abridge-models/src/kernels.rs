@@ -173,6 +173,12 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+thread_local! {
+    /// Each worker's attention-score tile, reused: allocating it per task cost a fresh,
+    /// kernel-zeroed mapping thousands of times per forward pass.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
@@ -206,66 +212,69 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
         let first = block * ATTENTION_BLOCK;
         let rows = ATTENTION_BLOCK.min(queries - first);
         let keys = past + first + rows;
-        let mut scores = vec![0f32; rows * keys];
-        // SAFETY: the views stay inside q/k/v as asserted above; each task writes its own
-        // (rows, head) tile of `out`, disjoint from every other task's.
-        unsafe {
-            matmul(
-                rows,
-                keys,
-                head_dim,
-                scores.as_mut_ptr(),
-                keys,
-                false,
-                View {
-                    ptr: q.as_ptr().add(first * q_stride + head * head_dim),
-                    row_stride: q_stride as isize,
-                    col_stride: 1,
-                },
-                View {
-                    ptr: k.as_ptr().add(kv_head * head_dim),
-                    row_stride: 1,
-                    col_stride: kv_stride as isize,
-                },
-                scale,
-                1,
-            );
-        }
-        for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-            let visible = past + first + r + 1;
-            let (seen, unseen) = row.split_at_mut(visible);
-            let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for s in seen.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
+        SCORES.with_borrow_mut(|scores| {
+            scores.clear();
+            scores.resize(rows * keys, 0.0);
+            // SAFETY: the views stay inside q/k/v as asserted above; each task writes its own
+            // (rows, head) tile of `out`, disjoint from every other task's.
+            unsafe {
+                matmul(
+                    rows,
+                    keys,
+                    head_dim,
+                    scores.as_mut_ptr(),
+                    keys,
+                    false,
+                    View {
+                        ptr: q.as_ptr().add(first * q_stride + head * head_dim),
+                        row_stride: q_stride as isize,
+                        col_stride: 1,
+                    },
+                    View {
+                        ptr: k.as_ptr().add(kv_head * head_dim),
+                        row_stride: 1,
+                        col_stride: kv_stride as isize,
+                    },
+                    scale,
+                    1,
+                );
             }
-            let inv = 1.0 / sum;
-            seen.iter_mut().for_each(|s| *s *= inv);
-            unseen.fill(0.0);
-        }
-        unsafe {
-            matmul(
-                rows,
-                head_dim,
-                keys,
-                out_ptr.0.add(first * q_stride + head * head_dim),
-                q_stride,
-                false,
-                View {
-                    ptr: scores.as_ptr(),
-                    row_stride: keys as isize,
-                    col_stride: 1,
-                },
-                View {
-                    ptr: v.as_ptr().add(kv_head * head_dim),
-                    row_stride: kv_stride as isize,
-                    col_stride: 1,
-                },
-                1.0,
-                1,
-            );
-        }
+            for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+                let visible = past + first + r + 1;
+                let (seen, unseen) = row.split_at_mut(visible);
+                let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for s in seen.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                seen.iter_mut().for_each(|s| *s *= inv);
+                unseen.fill(0.0);
+            }
+            unsafe {
+                matmul(
+                    rows,
+                    head_dim,
+                    keys,
+                    out_ptr.0.add(first * q_stride + head * head_dim),
+                    q_stride,
+                    false,
+                    View {
+                        ptr: scores.as_ptr(),
+                        row_stride: keys as isize,
+                        col_stride: 1,
+                    },
+                    View {
+                        ptr: v.as_ptr().add(kv_head * head_dim),
+                        row_stride: kv_stride as isize,
+                        col_stride: 1,
+                    },
+                    1.0,
+                    1,
+                );
+            }
+        });
     });
 }
 

@@ -5,9 +5,17 @@
 //!   reusable KV cache and all-position next-token log-probabilities.
 //! - [`tokenizer`] builds the model's byte-level BPE tokenizer from the GGUF metadata.
 //! - [`scorer::LanguageModel`] joins the two into a [`abridge_core::TokenScorer`].
+//! - [`bert`] is our BERT / XLM-RoBERTa encoder on weights read by [`safetensors`], with the
+//!   checkpoint's own `tokenizer.json` ([`encoder_tokenizer`]); [`embedder::SentenceEncoder`]
+//!   (all-MiniLM-L6-v2) is an [`abridge_core::Embedder`] and
+//!   [`token_classifier::TokenClassificationModel`] (LLMLingua-2) an
+//!   [`abridge_core::TokenClassifier`]; [`windows`] cuts long inputs to the encoder's length.
 //! - [`counter`] counts target-LLM tokens (tiktoken); [`fetch`] installs the packaged models.
 
+pub mod bert;
 pub mod counter;
+pub mod embedder;
+pub mod encoder_tokenizer;
 pub mod error;
 pub mod fetch;
 pub mod gguf;
@@ -15,10 +23,17 @@ pub mod kernels;
 pub mod llama;
 pub mod matrix;
 pub mod quant;
+pub mod safetensors;
 pub mod scorer;
+pub mod token_classifier;
 pub mod tokenizer;
+pub mod windows;
 
+pub use bert::Encoder;
 pub use counter::{TargetTokenizer, TiktokenCounter};
+pub use embedder::SentenceEncoder;
+pub use encoder_tokenizer::EncoderTokenizer;
 pub use error::{Error, Result};
 pub use llama::LoadOptions;
 pub use scorer::LanguageModel;
+pub use token_classifier::{TokenClassificationModel, TokenLogits};

@@ -1,4 +1,6 @@
 //! Shared by the integration tests: the real default model, loaded once per test binary.
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
 
 use std::sync::OnceLock;
 
