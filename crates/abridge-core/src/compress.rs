@@ -5,14 +5,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, Target};
-use crate::methods::{llmlingua, selective_context, Method};
+use crate::methods::{llmlingua, longllmlingua, selective_context, Method};
 use crate::prompt::Prompt;
 use crate::protect::{normalize, ProtectOptions};
 use crate::render::{render, LabeledSpan};
 use crate::score::{Meter, Progress};
 use crate::segment::{units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words};
 use crate::select::{select, Plan};
-use crate::{Result, TokenCounter, TokenScorer};
+use crate::{Embedder, Result, TokenCounter, TokenScorer};
 
 /// What to compress and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +84,17 @@ pub struct Compressed {
     pub timings: Timings,
 }
 
+/// The models a compression may use.
+#[derive(Clone, Copy)]
+pub struct Models<'a> {
+    /// The scoring model (causal LM surprisal).
+    pub scorer: &'a dyn TokenScorer,
+    /// The target LLM's tokenizer, for budgets and reported counts.
+    pub counter: &'a dyn TokenCounter,
+    /// A sentence embedder, for LongLLMLingua's `embedding` ranker.
+    pub embedder: Option<&'a dyn Embedder>,
+}
+
 /// Compresses a prompt. Bad input or options are [`crate::Error::InvalidInput`] with a message
 /// that names the fix; the scorer's failures are [`crate::Error::Model`]. `progress`, if given,
 /// is called with (model tokens scored, model tokens to score) as scoring advances.
@@ -93,10 +104,37 @@ pub fn compress(
     counter: &dyn TokenCounter,
     progress: Option<Progress>,
 ) -> Result<Compressed> {
+    compress_with(
+        request,
+        Models {
+            scorer,
+            counter,
+            embedder: None,
+        },
+        progress,
+    )
+}
+
+/// [`compress`] with every model a method may use (an embedder for LongLLMLingua's `embedding`
+/// ranker).
+pub fn compress_with(
+    request: &CompressRequest,
+    models: Models,
+    progress: Option<Progress>,
+) -> Result<Compressed> {
+    let Models {
+        scorer,
+        counter,
+        embedder,
+    } = models;
     let started = Instant::now();
     request.budget.validate()?;
-    if let Method::Llmlingua(options) = &request.method {
-        options.validate(request.contexts.len())?;
+    match &request.method {
+        Method::Llmlingua(options) => options.validate(request.contexts.len())?,
+        Method::LongLlmlingua(options) => {
+            options.validate(request.contexts.len(), &request.question)?
+        }
+        Method::SelectiveContext => {}
     }
     let prompt = Prompt::assemble(
         &request.instruction,
@@ -104,12 +142,37 @@ pub fn compress(
         &request.question,
         request.markup,
     )?;
+    let mut meter = Meter::new(progress);
+    // Counted on the prompt as given: LongLLMLingua may reorder the documents.
+    let origin_tokens = counter.count(&prompt.text);
+    let target = request.budget.target(origin_tokens);
+    let (prompt, arrangement) = match &request.method {
+        Method::LongLlmlingua(options) => {
+            let arrangement = longllmlingua::arrange(
+                &prompt,
+                &request.question,
+                options,
+                target,
+                scorer,
+                embedder,
+                counter,
+                &mut meter,
+            )?;
+            let arranged = Prompt::assemble(
+                &request.instruction,
+                &arrangement.arrange(&request.contexts),
+                &request.question,
+                request.markup,
+            )?;
+            (arranged, Some(arrangement))
+        }
+        _ => (prompt, None),
+    };
     let text = prompt.text.as_str();
     let mut protected = request.protect.protected_ranges(text)?;
     protected.extend(prompt.keep.iter().cloned());
     let protected = normalize(text, protected);
 
-    let mut meter = Meter::new(progress);
     let needs_prompt_tokens =
         request.unit == Unit::Token || request.method == Method::SelectiveContext;
     let prompt_tokens = if needs_prompt_tokens {
@@ -124,8 +187,6 @@ pub fn compress(
         Unit::Sentence => Sentences.segment(text),
     };
     let mut plan = Plan::new(text, units, &protected, &prompt.rated);
-    let origin_tokens = counter.count(text);
-    let target = request.budget.target(origin_tokens);
 
     let (scores, window_kept) = match &request.method {
         Method::SelectiveContext => (
@@ -135,6 +196,25 @@ pub fn compress(
         Method::Llmlingua(options) => {
             let scored = llmlingua::score(
                 &prompt, &mut plan, options, target, scorer, counter, &mut meter,
+            )?;
+            (scored.scores, Some(scored.window_kept))
+        }
+        Method::LongLlmlingua(options) => {
+            let arrangement = arrangement
+                .as_ref()
+                .expect("LongLLMLingua prompts are arranged above");
+            let scored = longllmlingua::score(
+                &prompt,
+                &mut plan,
+                arrangement,
+                &request.instruction,
+                &request.question,
+                options,
+                target,
+                scorer,
+                embedder,
+                counter,
+                &mut meter,
             )?;
             (scored.scores, Some(scored.window_kept))
         }

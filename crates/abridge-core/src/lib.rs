@@ -7,18 +7,24 @@
 //! - [`budget`] and `select`: which units to keep so the rendered text meets the budget in the
 //!   target LLM's tokens ([`TokenCounter`]);
 //! - [`render`]: kept units back to text, whitespace preserved, plus a label map;
-//! - [`methods`]: Selective Context and LLMLingua as compositions of those stages;
-//! - [`compress()`]: the entry point front ends call.
+//! - [`rank`] and [`coarse`]: document ranking (perplexity, BM25, gzip, embeddings), the
+//!   context and sentence filters, reordering and dynamic ratios (LongLLMLingua's coarse stage);
+//! - [`methods`]: Selective Context, LLMLingua and LongLLMLingua as compositions of those stages;
+//! - [`compress()`]: the entry point front ends call; [`recover()`] restores compressed spans
+//!   an LLM quoted in its response.
 //!
 //! Model runtimes live in `abridge-models`; everything here is unit-tested with the deterministic
 //! fakes in [`testing`].
 
 pub mod budget;
+pub mod coarse;
 pub mod compress;
 pub mod error;
 pub mod methods;
 mod prompt;
 pub mod protect;
+pub mod rank;
+pub mod recover;
 pub mod render;
 mod score;
 pub mod scoring;
@@ -27,10 +33,16 @@ mod select;
 pub mod testing;
 
 pub use budget::Budget;
-pub use compress::{compress, CompressRequest, Compressed, Timings};
+pub use coarse::sentence_filter::KeepSentences;
+pub use coarse::Reorder;
+pub use compress::{compress, compress_with, CompressRequest, Compressed, Models, Timings};
 pub use error::{BoxError, Error, Result};
-pub use methods::{ContextBudget, LlmlinguaOptions, Method};
+pub use methods::{
+    ConditionInQuestion, ContextBudget, LlmlinguaOptions, LongLlmlinguaOptions, Method,
+};
 pub use protect::ProtectOptions;
+pub use rank::{rank, QuestionPosition, RankMethod, Ranked};
+pub use recover::recover;
 pub use render::LabeledSpan;
 pub use score::Progress;
 pub use scoring::{

@@ -65,13 +65,20 @@ impl<'a> Meter<'a> {
 /// A session that reads any number of tokens: when the model's context is full it starts a new
 /// session that first re-reads the most recent half of what it held, so scoring goes on with
 /// recent context instead of failing. Lengths are *logical*: they count every token read.
+///
+/// A session can be opened with a *pinned* prefix (a question that every later token is
+/// conditioned on): rolling re-reads the prefix before the recent tokens, so the condition is
+/// never forgotten. Logically the forgotten tokens lie between the prefix and what is held after
+/// it; callers never truncate into the prefix.
 pub(crate) struct RollingSession<'s> {
     scorer: &'s dyn TokenScorer,
     session: Box<dyn ScoringSession + 's>,
-    /// The tokens the current model session holds.
+    /// The tokens the current model session holds: the pinned prefix, then recent tokens.
     held: Vec<u32>,
-    /// Tokens read before `held` that the current model session no longer holds.
+    /// Tokens read after the prefix that the current model session no longer holds.
     forgotten: usize,
+    /// Length of the pinned prefix at the start of `held`.
+    pinned: usize,
     capacity: usize,
 }
 
@@ -88,8 +95,28 @@ impl<'s> RollingSession<'s> {
             session: meter.time(|| scorer.session())?,
             held: Vec::new(),
             forgotten: 0,
+            pinned: 0,
             capacity,
         })
+    }
+
+    /// A session that has read `prefix` and keeps it through rolls. The prefix is cut to its
+    /// last [`max_prefix`] tokens, so text always has room after it.
+    pub fn with_prefix(
+        scorer: &'s dyn TokenScorer,
+        prefix: &[u32],
+        meter: &mut Meter,
+    ) -> Result<Self> {
+        let mut session = Self::new(scorer, meter)?;
+        let prefix = &prefix[prefix.len() - prefix.len().min(max_prefix(session.capacity))..];
+        session.read(prefix, meter)?;
+        session.pinned = prefix.len();
+        Ok(session)
+    }
+
+    /// Tokens of the pinned prefix.
+    pub fn pinned(&self) -> usize {
+        self.pinned
     }
 
     pub fn len(&self) -> usize {
@@ -114,19 +141,26 @@ impl<'s> RollingSession<'s> {
 
     /// Forgets every token after the first `len` (logical) tokens.
     pub fn truncate(&mut self, len: usize, meter: &mut Meter) -> Result<()> {
-        if len >= self.forgotten {
+        let len = len.max(self.pinned);
+        if len >= self.pinned + self.forgotten {
             self.held.truncate(len - self.forgotten);
             self.session.truncate(self.held.len());
         } else {
-            // The prefix to return to was already rolled out of the model's context.
+            // The prefix to return to was already rolled out of the model's context: start
+            // again from the pinned prefix.
             self.session = meter.time(|| self.scorer.session())?;
+            let prefix = self.held[..self.pinned].to_vec();
             self.held.clear();
-            self.forgotten = len;
+            self.forgotten = len - self.pinned;
+            self.read(&prefix, meter)?;
         }
         Ok(())
     }
 
     fn read(&mut self, ids: &[u32], meter: &mut Meter) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let surprisals = meter.time(|| self.session.extend(ids))?;
         if surprisals.len() != ids.len() {
             return Err(Error::Model(
@@ -143,13 +177,22 @@ impl<'s> RollingSession<'s> {
     }
 
     fn roll(&mut self, meter: &mut Meter) -> Result<()> {
-        let context = self.held.split_off(self.held.len() - self.capacity / 2);
-        self.forgotten += self.held.len();
-        self.held.clear();
+        let recent = (self.capacity - self.pinned) / 2;
+        let context = self.held.split_off(self.held.len() - recent);
+        self.forgotten += self.held.len() - self.pinned;
+        self.held.truncate(self.pinned);
+        let prefix = std::mem::take(&mut self.held);
         self.session = meter.time(|| self.scorer.session())?;
+        self.read(&prefix, meter)?;
         self.read(&context, meter)?;
         Ok(())
     }
+}
+
+/// The most tokens a pinned prefix may have in a session of `capacity`: a quarter, so that text
+/// after it still gets most of the context (and rolling always has something to drop).
+pub(crate) fn max_prefix(capacity: usize) -> usize {
+    capacity / 4
 }
 
 /// Scores `ids` as one text from its start, reporting progress as it goes.

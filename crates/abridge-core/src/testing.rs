@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::scoring::{ModelToken, ScoringSession, TokenCounter, TokenScorer};
+use crate::scoring::{Embedder, ModelToken, ScoringSession, TokenCounter, TokenScorer};
 use crate::BoxError;
 
 /// Tokenizes like a word-level model (a word with its leading whitespace is one token) and
@@ -14,6 +14,8 @@ use crate::BoxError;
 pub struct FakeScorer {
     surprisal: HashMap<String, f32>,
     max_context: Option<usize>,
+    /// The surprisal of a word the session has already read, if context should matter.
+    recall: Option<f32>,
     /// Token ids are indices into this table of the words seen so far.
     vocab: Mutex<Vec<String>>,
 }
@@ -26,6 +28,14 @@ impl FakeScorer {
     /// Sets the surprisal of a word (compared without its surrounding whitespace).
     pub fn with(mut self, word: &str, surprisal: f32) -> Self {
         self.surprisal.insert(word.to_string(), surprisal);
+        self
+    }
+
+    /// Makes context matter: a word the session has already read (compared without
+    /// whitespace) costs `surprisal`, like a model that has learnt to copy. Question-aware
+    /// methods need this to see any effect of the question.
+    pub fn with_recall(mut self, surprisal: f32) -> Self {
+        self.recall = Some(surprisal);
         self
     }
 
@@ -43,9 +53,15 @@ impl FakeScorer {
         id as u32
     }
 
-    fn score_id(&self, id: u32) -> f32 {
+    /// The surprisal of `id` after `context` (ids the session holds).
+    fn score_id(&self, id: u32, context: &[u32]) -> f32 {
         let vocab = self.vocab.lock().expect("fake vocabulary poisoned");
         let word = vocab[id as usize].trim();
+        if let Some(recall) = self.recall {
+            if context.iter().any(|&c| vocab[c as usize].trim() == word) {
+                return recall;
+            }
+        }
         self.surprisal
             .get(word)
             .copied()
@@ -106,8 +122,12 @@ impl ScoringSession for FakeSession<'_> {
         if self.ids.len() + ids.len() > self.scorer.max_context() {
             return Err("fake scorer: context full".into());
         }
-        self.ids.extend_from_slice(ids);
-        Ok(ids.iter().map(|&id| self.scorer.score_id(id)).collect())
+        let mut surprisals = Vec::with_capacity(ids.len());
+        for &id in ids {
+            surprisals.push(self.scorer.score_id(id, &self.ids));
+            self.ids.push(id);
+        }
+        Ok(surprisals)
     }
 
     fn truncate(&mut self, len: usize) {
@@ -116,6 +136,40 @@ impl ScoringSession for FakeSession<'_> {
 
     fn len(&self) -> usize {
         self.ids.len()
+    }
+}
+
+/// Embeds a text as its normalised bag of words (lower-cased alphanumeric runs hashed into 64
+/// dimensions), so texts sharing words are similar. The empty text is the zero vector.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FakeEmbedder;
+
+impl Embedder for FakeEmbedder {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
+        Ok(texts
+            .iter()
+            .map(|text| {
+                let mut vector = vec![0.0f32; 64];
+                for word in text
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
+                    // FNV-1a: a stable hash, unlike std's randomised one.
+                    let hash = word
+                        .to_lowercase()
+                        .bytes()
+                        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+                        });
+                    vector[(hash % 64) as usize] += 1.0;
+                }
+                let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    vector.iter_mut().for_each(|v| *v /= norm);
+                }
+                vector
+            })
+            .collect())
     }
 }
 

@@ -2,11 +2,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use abridge_core::{
-    compress, Budget, CompressRequest, Compressed, ContextBudget, LlmlinguaOptions, Method,
-    ProtectOptions, Unit,
+    compress_with, Budget, CompressRequest, Compressed, ConditionInQuestion, ContextBudget,
+    KeepSentences, LlmlinguaOptions, LongLlmlinguaOptions, Method, Models, ProtectOptions,
+    RankMethod, Reorder, Unit,
 };
-use abridge_models::{TargetTokenizer, TiktokenCounter};
-use anyhow::bail;
+use abridge_models::{SentenceEncoder, TargetTokenizer, TiktokenCounter};
+use anyhow::{bail, Context};
 
 use crate::commands::progress_bar;
 use crate::input::read_text;
@@ -18,6 +19,36 @@ enum MethodName {
     SelectiveContext,
     /// Coarse demonstration filter, then iterative token-level compression (LLMLingua).
     Llmlingua,
+    /// Question-aware: rank the documents for --question, keep and reorder the relevant ones,
+    /// then token-level compression conditioned on the question (LongLLMLingua).
+    Longllmlingua,
+}
+
+/// LongLLMLingua's document rankers.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RankName {
+    /// How well each document predicts the question under the scoring model (the paper's).
+    Longllmlingua,
+    /// Each document's own perplexity (ignores the question).
+    Llmlingua,
+    /// Okapi BM25 of the question's words.
+    Bm25,
+    /// Normalised compression distance to the question.
+    Gzip,
+    /// Cosine similarity of all-MiniLM-L6-v2 embeddings (fetched with `abridge models fetch`).
+    Embedding,
+}
+
+impl From<RankName> for RankMethod {
+    fn from(name: RankName) -> Self {
+        match name {
+            RankName::Longllmlingua => Self::Longllmlingua,
+            RankName::Llmlingua => Self::Llmlingua,
+            RankName::Bm25 => Self::Bm25,
+            RankName::Gzip => Self::Gzip,
+            RankName::Embedding => Self::Embedding,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -83,11 +114,11 @@ pub struct Args {
     #[arg(long)]
     no_markup: bool,
 
-    /// LLMLingua: scoring-model tokens per window of the iterative compression.
+    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression.
     #[arg(long, default_value_t = 200, value_name = "TOKENS")]
     iterative_size: usize,
 
-    /// LLMLingua: the coarse filter's budget from the context target, `+N` or `*K`.
+    /// (Long)LLMLingua: the coarse filter's budget from the context target, `+N` or `*K`.
     #[arg(
         long,
         default_value = "+100",
@@ -96,13 +127,78 @@ pub struct Args {
     )]
     context_budget: String,
 
-    /// LLMLingua: skip the coarse demonstration filter.
+    /// (Long)LLMLingua: skip the coarse demonstration/document filter.
     #[arg(long)]
     no_context_filter: bool,
 
-    /// LLMLingua: a context (0-based) the coarse filter always keeps; repeat for several.
+    /// (Long)LLMLingua: a context (0-based) the coarse filter always keeps; repeat for several.
     #[arg(long = "force-context-id", value_name = "INDEX")]
     force_context_ids: Vec<usize>,
+
+    /// LongLLMLingua: how documents are ranked for the question.
+    #[arg(long, value_enum, default_value = "longllmlingua")]
+    rank_method: RankName,
+
+    /// LongLLMLingua: where the kept documents go: original, sort (most relevant first),
+    /// two_stage (most relevant at both ends).
+    #[arg(
+        long,
+        alias = "reorder-context",
+        default_value = "sort",
+        value_name = "ORDER"
+    )]
+    reorder: String,
+
+    /// LongLLMLingua: the best document keeps this much more of its tokens than the average, the
+    /// worst this much less (linear by rank).
+    #[arg(
+        long,
+        alias = "dynamic-context-compression-ratio",
+        default_value_t = 0.3,
+        value_name = "DELTA"
+    )]
+    dynamic_ratio: f64,
+
+    /// LongLLMLingua: none, before or after (where the ranking model reads the question), with
+    /// `_condition` to score tokens after the question.
+    #[arg(long, default_value = "after_condition", value_name = "MODE")]
+    condition_in_question: String,
+
+    /// LongLLMLingua: score tokens by how much the question lowers their surprisal
+    /// (contrastive perplexity); `--condition-compare false` turns it off.
+    #[arg(
+        long,
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        action = clap::ArgAction::Set
+    )]
+    condition_compare: bool,
+
+    /// LongLLMLingua: drop the least relevant sentences of the kept documents first.
+    #[arg(long)]
+    sentence_filter: bool,
+
+    /// LongLLMLingua sentence filter: always keep the first N sentences of each document.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_first_sentence: usize,
+
+    /// LongLLMLingua sentence filter: always keep the last N sentences of each document.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_last_sentence: usize,
+
+    /// LongLLMLingua sentence filter: always keep each document's N most relevant sentences.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_sentence_number: usize,
+
+    /// LongLLMLingua sentence filter: its budget as a multiple of the context target.
+    #[arg(long, default_value_t = 1.4, value_name = "X")]
+    token_budget_ratio: f64,
+
+    /// LongLLMLingua: condition token scores on the instruction too.
+    #[arg(long)]
+    add_instruction: bool,
 
     /// The target LLM's tokenizer, for the budget and the reported counts.
     #[arg(long, default_value = "cl100k_base", value_name = "NAME")]
@@ -124,12 +220,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let request = request(&args)?;
     let counter = TiktokenCounter::new(args.target_tokenizer.parse::<TargetTokenizer>()?);
     let lm = args.model.load()?;
+    let embedder = match &request.method {
+        Method::LongLlmlingua(options) if options.rank_method == RankMethod::Embedding => Some(
+            SentenceEncoder::load_default()
+                .context("--rank-method embedding needs all-MiniLM-L6-v2")?,
+        ),
+        _ => None,
+    };
     let bar = progress_bar(0, "compressing");
     let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let result = compress(&request, &lm, &counter, Some(&progress));
+    let models = Models {
+        scorer: &lm,
+        counter: &counter,
+        embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+    };
+    let result = compress_with(&request, models, Some(&progress));
     bar.finish_and_clear();
     let result = result?;
 
@@ -167,6 +275,25 @@ fn request(args: &Args) -> anyhow::Result<CompressRequest> {
             context_budget: args.context_budget.parse::<ContextBudget>()?,
             use_context_level_filter: !args.no_context_filter,
             force_context_ids: args.force_context_ids.clone(),
+        }),
+        MethodName::Longllmlingua => Method::LongLlmlingua(LongLlmlinguaOptions {
+            rank_method: args.rank_method.into(),
+            condition_in_question: args.condition_in_question.parse::<ConditionInQuestion>()?,
+            condition_compare: args.condition_compare,
+            reorder_context: args.reorder.parse::<Reorder>()?,
+            dynamic_context_compression_ratio: args.dynamic_ratio,
+            context_budget: args.context_budget.parse::<ContextBudget>()?,
+            iterative_size: args.iterative_size,
+            use_context_level_filter: !args.no_context_filter,
+            force_context_ids: args.force_context_ids.clone(),
+            use_sentence_level_filter: args.sentence_filter,
+            keep_sentences: KeepSentences {
+                keep_first_sentence: args.keep_first_sentence,
+                keep_last_sentence: args.keep_last_sentence,
+                keep_sentence_number: args.keep_sentence_number,
+            },
+            token_budget_ratio: args.token_budget_ratio,
+            add_instruction: args.add_instruction,
         }),
     };
     let mut request = CompressRequest::new(method, contexts);

@@ -1,7 +1,10 @@
 pub mod bench;
 pub mod compress;
+pub mod eval;
 pub mod models;
+pub mod recover;
 pub mod score;
+pub mod serve;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {

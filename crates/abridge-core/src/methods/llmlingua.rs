@@ -27,6 +27,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::Target;
+use crate::coarse::context_filter::take_within_budget;
 use crate::prompt::Prompt;
 use crate::score::{aggregate, score_stream, unit_of_token, Meter, RollingSession};
 use crate::select::{compare_scores, Plan, Role};
@@ -84,7 +85,7 @@ pub enum ContextBudget {
 }
 
 impl ContextBudget {
-    fn apply(self, target: f64) -> f64 {
+    pub(crate) fn apply(self, target: f64) -> f64 {
         match self {
             Self::Add(tokens) => target + tokens,
             Self::Multiply(factor) => target * factor,
@@ -137,26 +138,8 @@ pub(crate) fn score(
     meter: &mut Meter,
 ) -> Result<Scored> {
     let text = prompt.text.as_str();
-    let context_units: Vec<Range<usize>> = prompt
-        .contexts
-        .iter()
-        .map(|c| {
-            plan.units.partition_point(|u| u.end <= c.start)
-                ..plan.units.partition_point(|u| u.end <= c.end)
-        })
-        .collect();
-    // Target-LLM tokens left for the contexts once the instruction and question are paid for.
-    let context_target = match target {
-        Target::Tokens(tokens) => {
-            let (first, last) = (
-                &prompt.contexts[0],
-                &prompt.contexts[prompt.contexts.len() - 1],
-            );
-            let verbatim = counter.count(&text[..first.start]) + counter.count(&text[last.end..]);
-            Some(tokens.saturating_sub(verbatim))
-        }
-        Target::Threshold(_) => None,
-    };
+    let context_units = context_units(prompt, &plan.units);
+    let context_target = context_target(prompt, target, counter);
 
     let context_sizes: Vec<usize> = prompt
         .contexts
@@ -195,12 +178,41 @@ pub(crate) fn score(
         .sum();
     let quota = match target {
         Target::Threshold(threshold) => Quota::Threshold(threshold),
-        Target::Tokens(_) => Quota::Ratio(
-            (context_target.unwrap_or_default() as f64 / kept_context_tokens.max(1) as f64)
-                .min(1.0),
-        ),
+        Target::Tokens(_) => Quota::Ratio(vec![
+            (context_target.unwrap_or_default() as f64
+                / kept_context_tokens.max(1) as f64)
+                .min(1.0);
+            plan.units.len()
+        ]),
     };
-    iterate(plan, &stream, options.iterative_size, quota, scorer, meter)
+    let fine = Fine {
+        iterative_size: options.iterative_size,
+        quota,
+        condition: &[],
+        compare: false,
+    };
+    iterate(plan, &stream, &fine, scorer, meter)
+}
+
+/// Target-LLM tokens left for the contexts once the instruction and question are paid for (none
+/// for a threshold budget).
+pub(crate) fn context_target(
+    prompt: &Prompt,
+    target: Target,
+    counter: &dyn TokenCounter,
+) -> Option<usize> {
+    match target {
+        Target::Tokens(tokens) => {
+            let text = prompt.text.as_str();
+            let (first, last) = (
+                &prompt.contexts[0],
+                &prompt.contexts[prompt.contexts.len() - 1],
+            );
+            let verbatim = counter.count(&text[..first.start]) + counter.count(&text[last.end..]);
+            Some(tokens.saturating_sub(verbatim))
+        }
+        Target::Threshold(_) => None,
+    }
 }
 
 /// Which contexts the budget controller keeps; `context_sizes` are in target-LLM tokens.
@@ -235,37 +247,41 @@ fn coarse_filter(
             .then(a.cmp(&b))
     });
 
-    let forced: Vec<bool> = (0..prompt.contexts.len())
-        .map(|c| options.force_context_ids.contains(&c) || prompt.context_has_keep[c])
-        .collect();
-    let mut remaining = budget;
-    let mut kept = vec![false; prompt.contexts.len()];
-    // Forced contexts first, then by rank until the budget is crossed (the crossing one included).
-    for context in (0..prompt.contexts.len())
-        .filter(|&c| forced[c])
-        .chain(ranked)
-    {
-        if kept[context] || (remaining < 0.0 && !forced[context]) {
-            continue;
-        }
-        kept[context] = true;
-        remaining -= context_sizes[context] as f64;
-    }
-    Ok(kept)
+    let forced = forced_contexts(prompt, &options.force_context_ids);
+    Ok(take_within_budget(&ranked, &forced, context_sizes, budget))
+}
+
+/// Contexts a coarse filter must keep: those listed, and those holding `<abridge keep>` regions.
+pub(crate) fn forced_contexts(prompt: &Prompt, force_context_ids: &[usize]) -> Vec<bool> {
+    (0..prompt.contexts.len())
+        .map(|c| force_context_ids.contains(&c) || prompt.context_has_keep[c])
+        .collect()
+}
+
+/// Each context's units: the range of `units` from the one holding the context's first byte
+/// (whose leading whitespace is the separator before the context) to its last.
+pub(crate) fn context_units(prompt: &Prompt, units: &[Range<usize>]) -> Vec<Range<usize>> {
+    prompt
+        .contexts
+        .iter()
+        .map(|c| {
+            units.partition_point(|u| u.end <= c.start)..units.partition_point(|u| u.end <= c.end)
+        })
+        .collect()
 }
 
 /// The kept contexts' model tokens as one stream, each token mapped to its unit.
 #[derive(Default)]
-struct Stream {
-    ids: Vec<u32>,
-    spans: Vec<Range<usize>>,
-    unit_of: Vec<usize>,
+pub(crate) struct Stream {
+    pub ids: Vec<u32>,
+    pub spans: Vec<Range<usize>>,
+    pub unit_of: Vec<usize>,
 }
 
 impl Stream {
     /// Appends the tokens of `units` (which includes the separator before the context, so the
     /// model reads the contexts joined as they appear in the prompt).
-    fn push(
+    pub fn push(
         &mut self,
         text: &str,
         all_units: &[Range<usize>],
@@ -300,36 +316,63 @@ impl Stream {
 }
 
 /// How a window decides what to keep.
-#[derive(Debug, Clone, Copy)]
-enum Quota {
-    /// Keep this share of the window's tokens (protected ones included); marked regions keep
-    /// their own rate.
-    Ratio(f64),
+#[derive(Debug, Clone)]
+pub(crate) enum Quota {
+    /// Keep, of each unit's tokens, the share given per unit (units sharing a share compete
+    /// together; protected ones count toward it); marked regions keep their own rate.
+    Ratio(Vec<f64>),
     /// Keep units scoring at least this.
     Threshold(f32),
 }
 
-fn iterate(
+/// How the fine stage reads the stream and decides.
+pub(crate) struct Fine<'a> {
+    /// Model tokens per window.
+    pub iterative_size: usize,
+    pub quota: Quota,
+    /// Tokens read before the stream and kept through it (LongLLMLingua's question): every
+    /// token is scored conditioned on them.
+    pub condition: &'a [u32],
+    /// Score each token by how much the condition lowers its surprisal (surprisal without it
+    /// minus surprisal with it: LongLLMLingua's contrastive perplexity).
+    pub compare: bool,
+}
+
+pub(crate) fn iterate(
     plan: &Plan,
     stream: &Stream,
-    iterative_size: usize,
-    quota: Quota,
+    fine: &Fine,
     scorer: &dyn TokenScorer,
     meter: &mut Meter,
 ) -> Result<Scored> {
     let mut scores = vec![None; plan.units.len()];
     let mut window_kept = vec![false; plan.units.len()];
     let mut token_surprisal = vec![0.0f32; stream.ids.len()];
-    let mut session = RollingSession::new(scorer, meter)?;
-    // Kept tokens of the previous window, not yet read back into the session.
+    let mut session = RollingSession::with_prefix(scorer, fine.condition, meter)?;
+    // The same reading without the condition, for the contrastive score.
+    let mut plain = match fine.compare {
+        true => Some(RollingSession::new(scorer, meter)?),
+        false => None,
+    };
+    // Kept tokens of the previous window, not yet read back into the sessions.
     let mut pending: Vec<u32> = Vec::new();
-    for window in stream.windows(iterative_size) {
+    for window in stream.windows(fine.iterative_size) {
         let compressed_prefix = session.len();
+        let plain_prefix = plain.as_ref().map_or(0, RollingSession::len);
         let mut input = std::mem::take(&mut pending);
         let pending_len = input.len();
         input.extend_from_slice(&stream.ids[window.clone()]);
         let surprisals = session.extend(&input, meter)?;
         token_surprisal[window.clone()].copy_from_slice(&surprisals[pending_len..]);
+        if let Some(plain) = plain.as_mut() {
+            let without = plain.extend(&input, meter)?;
+            for (score, without) in token_surprisal[window.clone()]
+                .iter_mut()
+                .zip(&without[pending_len..])
+            {
+                *score = without - *score;
+            }
+        }
         meter.advance(window.len());
 
         let units = stream.unit_of[window.start]..stream.unit_of[window.end - 1] + 1;
@@ -345,7 +388,7 @@ fn iterate(
             window.clone(),
             units,
             &scores,
-            quota,
+            &fine.quota,
             &mut window_kept,
         );
 
@@ -355,6 +398,9 @@ fn iterate(
         };
         if !window.clone().all(keeps_token) {
             session.truncate(compressed_prefix + pending_len, meter)?;
+            if let Some(plain) = plain.as_mut() {
+                plain.truncate(plain_prefix + pending_len, meter)?;
+            }
             pending = window
                 .filter(|&t| keeps_token(t))
                 .map(|t| stream.ids[t])
@@ -374,7 +420,7 @@ fn decide_window(
     window: Range<usize>,
     units: Range<usize>,
     scores: &[Option<f32>],
-    quota: Quota,
+    quota: &Quota,
     window_kept: &mut [bool],
 ) {
     let mut unit_tokens = vec![0usize; units.len()];
@@ -383,44 +429,68 @@ fn decide_window(
     }
     let tokens = |u: usize| unit_tokens[u - units.start];
     for (g, group) in plan.groups.iter().enumerate() {
-        let mut members: Vec<usize> = units
+        let members: Vec<usize> = units
             .clone()
             .filter(|&u| plan.roles[u] == Role::Group(g))
             .collect();
         if members.is_empty() {
             continue;
         }
-        let ratio = match (quota, group.rate) {
+        let ratios = match (quota, group.rate) {
             (Quota::Threshold(threshold), None) => {
                 for u in members {
-                    window_kept[u] = scores[u].is_some_and(|s| s >= threshold);
+                    window_kept[u] = scores[u].is_some_and(|s| s >= *threshold);
                 }
                 continue;
             }
-            (_, Some(rate)) => rate,
-            (Quota::Ratio(ratio), None) => ratio,
-        };
-        // The unmarked text's quota covers the window's protected tokens too.
-        let protected: usize = if group.rate.is_none() {
-            units
-                .clone()
-                .filter(|&u| plan.roles[u] == Role::Keep)
-                .map(tokens)
-                .sum()
-        } else {
-            0
-        };
-        let available: usize = members.iter().map(|&u| tokens(u)).sum::<usize>() + protected;
-        let quota = (ratio * available as f64).round() as usize;
-        let mut kept_tokens = protected;
-        members.sort_by(|&a, &b| compare_scores(scores[b], scores[a]).then(a.cmp(&b)));
-        for u in members {
-            if kept_tokens >= quota {
-                break;
+            (_, Some(rate)) => {
+                keep_share(&members, rate, 0, &tokens, scores, window_kept);
+                continue;
             }
-            window_kept[u] = true;
-            kept_tokens += tokens(u);
+            (Quota::Ratio(ratios), None) => ratios,
+        };
+        // Units with the same share compete together (one share in LLMLingua; one per document
+        // under LongLLMLingua's dynamic ratio), and their quota covers the window's protected
+        // tokens with that share too.
+        let mut shares: Vec<(f64, Vec<usize>)> = Vec::new();
+        for u in members {
+            match shares.iter_mut().find(|(r, _)| *r == ratios[u]) {
+                Some((_, part)) => part.push(u),
+                None => shares.push((ratios[u], vec![u])),
+            }
         }
+        for (ratio, part) in shares {
+            let protected: usize = units
+                .clone()
+                .filter(|&u| plan.roles[u] == Role::Keep && ratios[u] == ratio)
+                .map(&tokens)
+                .sum();
+            keep_share(&part, ratio, protected, &tokens, scores, window_kept);
+        }
+    }
+}
+
+/// Keeps `members` in order of decreasing score until `ratio` of their tokens (plus `protected`
+/// tokens, already kept) is reached.
+fn keep_share(
+    members: &[usize],
+    ratio: f64,
+    protected: usize,
+    tokens: &dyn Fn(usize) -> usize,
+    scores: &[Option<f32>],
+    window_kept: &mut [bool],
+) {
+    let available: usize = members.iter().map(|&u| tokens(u)).sum::<usize>() + protected;
+    let quota = (ratio * available as f64).round() as usize;
+    let mut kept_tokens = protected;
+    let mut members = members.to_vec();
+    members.sort_by(|&a, &b| compare_scores(scores[b], scores[a]).then(a.cmp(&b)));
+    for u in members {
+        if kept_tokens >= quota {
+            break;
+        }
+        window_kept[u] = true;
+        kept_tokens += tokens(u);
     }
 }
 

@@ -1,11 +1,13 @@
 //! Compression methods: each a composition of the pipeline's stages.
 
 pub mod llmlingua;
+pub mod longllmlingua;
 pub mod selective_context;
 
 use serde::{Deserialize, Serialize};
 
 pub use llmlingua::{ContextBudget, LlmlinguaOptions};
+pub use longllmlingua::{ConditionInQuestion, LongLlmlinguaOptions};
 
 use crate::segment::Unit;
 
@@ -17,15 +19,19 @@ pub enum Method {
     SelectiveContext,
     /// LLMLingua: coarse demonstration filter, then iterative token-level compression.
     Llmlingua(LlmlinguaOptions),
+    /// LongLLMLingua: rank documents for the question, keep and arrange the relevant ones, then
+    /// question-aware token-level compression. Needs a question.
+    #[serde(rename = "longllmlingua")]
+    LongLlmlingua(LongLlmlinguaOptions),
 }
 
 impl Method {
     /// The unit each method's users know: Selective Context's default `reduce_level` is
-    /// `phrase`; LLMLingua drops tokens, which we round up to whole words.
+    /// `phrase`; LLMLingua and LongLLMLingua drop tokens, which we round up to whole words.
     pub fn default_unit(&self) -> Unit {
         match self {
             Self::SelectiveContext => Unit::Phrase,
-            Self::Llmlingua(_) => Unit::Word,
+            Self::Llmlingua(_) | Self::LongLlmlingua(_) => Unit::Word,
         }
     }
 }

@@ -1,0 +1,199 @@
+//! `abridge eval`: compression quality on real datasets, against baselines.
+
+use std::path::PathBuf;
+
+use abridge_eval::data::{datasets_dir, Fetcher, Split};
+use abridge_eval::{EvalMethod, Models, Plan, Suite};
+use abridge_models::{LanguageModel, LoadOptions, TargetTokenizer, TiktokenCounter};
+
+use crate::model::ModelArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to evaluate on: nq, squad, gsm8k, niah, xsum or sharegpt.
+    #[arg(long, default_value = "nq", value_parser = parse_suite, conflicts_with = "quick")]
+    suite: Suite,
+
+    /// Comma-separated: none, head, tail, random, selective-context, llmlingua, longllmlingua
+    /// [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
+    methods: Vec<EvalMethod>,
+
+    /// Comma-separated rates (kept/original tokens), as fractions or decimals, e.g. 1/2,1/3,0.2
+    /// [default: 1/2,1/3,1/5; GSM8K adds 1/10].
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate, conflicts_with = "quick")]
+    rates: Vec<f64>,
+
+    /// Cases to run [default: 100; NIAH: 10 per length × depth cell].
+    #[arg(long, value_name = "N", conflicts_with = "quick")]
+    limit: Option<usize>,
+
+    /// dev (for tuning) or test (for reports).
+    #[arg(long, default_value = "test", value_parser = parse_split, conflicts_with = "quick")]
+    split: Split,
+
+    /// NIAH haystack lengths in cl100k tokens, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,4000,8000",
+        conflicts_with = "quick"
+    )]
+    lengths: Vec<usize>,
+
+    /// Seed of the samples, distractors, needles and random baseline.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// The CI-sized check: 8 NQ dev cases, the baselines, selective-context and llmlingua at 1/2.
+    #[arg(long)]
+    quick: bool,
+
+    /// Also write the report (rows and per-case results) as JSON here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+
+    /// An evaluator LM (a llama/qwen2 GGUF different from the scorer, e.g. the Qwen2.5-Coder-0.5B
+    /// that scripts/fetch-evaluator.py installs): adds the answer log-likelihood gain G on suites
+    /// with gold answers (nq, squad, niah). Slow: every compressed prompt is read once more.
+    #[arg(long, value_name = "PATH")]
+    evaluator: Option<PathBuf>,
+
+    /// Download missing datasets (runs scripts/fetch-datasets.py; bigbench is a 358 MB download).
+    #[arg(long)]
+    fetch: bool,
+
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn parse_suite(s: &str) -> Result<Suite, String> {
+    s.parse().map_err(|e: abridge_eval::Error| e.to_string())
+}
+
+fn parse_method(s: &str) -> Result<EvalMethod, String> {
+    s.parse().map_err(|e: abridge_eval::Error| e.to_string())
+}
+
+fn parse_split(s: &str) -> Result<Split, String> {
+    match s {
+        "dev" => Ok(Split::Dev),
+        "test" => Ok(Split::Test),
+        _ => Err(format!("unknown split `{s}`: choose dev or test")),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let bad = || format!("rate `{s}` must be a fraction or decimal in (0, 1], e.g. 1/3 or 0.5");
+    let rate = match s.trim().split_once('/') {
+        Some((a, b)) => {
+            let (a, b): (f64, f64) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
+            a / b
+        }
+        None => s.trim().parse().map_err(|_| bad())?,
+    };
+    if rate > 0.0 && rate <= 1.0 {
+        Ok(rate)
+    } else {
+        Err(bad())
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut plan = if args.quick {
+        Plan::quick()
+    } else {
+        let limit = match (args.limit, args.suite) {
+            (Some(n), _) => Some(n),
+            (None, Suite::Niah) => None,
+            (None, _) => Some(100),
+        };
+        let mut plan = Plan::new(args.suite, args.split, limit);
+        if !args.methods.is_empty() {
+            plan.methods = args.methods;
+        }
+        if !args.rates.is_empty() {
+            plan.rates = args.rates;
+        }
+        plan.options.niah_lengths = args.lengths;
+        plan
+    };
+    plan.options.seed = args.seed;
+
+    let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
+    let dir = datasets_dir();
+    let fetcher = Fetcher::script();
+    let cases = plan.cases(
+        &dir,
+        args.fetch.then_some(&fetcher),
+        &counter,
+        &mut |line| eprintln!("abridge: {line}"),
+    )?;
+    let lm = args.model.load()?;
+    let evaluator = match &args.evaluator {
+        Some(path) => Some(
+            LanguageModel::load(path, LoadOptions::default()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot load the evaluator {}: {e} (scripts/fetch-evaluator.py installs one)",
+                    path.display()
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let name = |lm: &LanguageModel| {
+        lm.path.file_name().map_or_else(
+            || lm.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let scorer_name = name(&lm);
+    let evaluator_name = evaluator.as_ref().map(name);
+    let models = Models {
+        scorer: &lm,
+        scorer_name: &scorer_name,
+        evaluator: evaluator
+            .as_ref()
+            .map(|e| e as &dyn abridge_core::TokenScorer),
+        evaluator_name: evaluator_name.as_deref(),
+    };
+
+    let bar = indicatif::ProgressBar::new(plan.runs(cases.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} compressions ({elapsed}, eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!(
+        "{} {}",
+        plan.suite.name(),
+        plan.options.split.name()
+    ));
+    let report = plan.run(&cases, models, &counter, &mut |_| bar.inc(1))?;
+    bar.finish_and_clear();
+
+    let evaluated = report
+        .evaluator
+        .as_ref()
+        .map(|e| format!(", evaluator {e}"))
+        .unwrap_or_default();
+    println!(
+        "suite {}, {} split, {} cases, scorer {}{evaluated}, rates in {} tokens, 95% bootstrap intervals",
+        report.suite.name(),
+        report.split.name(),
+        report.cases,
+        report.scorer,
+        report.tokenizer
+    );
+    print!("{}", report.markdown());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("abridge: wrote {}", path.display());
+    }
+    Ok(())
+}

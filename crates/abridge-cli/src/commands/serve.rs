@@ -1,0 +1,71 @@
+//! `abridge serve`: the HTTP service (compression API, OpenAI-compatible proxy, web page).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use abridge_server::{AppState, Config};
+use anyhow::Context;
+
+use crate::model::ModelArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (0.0.0.0 exposes the server to the network).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+
+    /// A TOML config file: upstream, which chat messages to compress, default options, limits.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// OpenAI-compatible API to forward /v1/chat/completions to, e.g. https://api.openai.com/v1
+    /// (overrides the config's [upstream] url).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+
+    /// Compressions that run at once (overrides the config's [limits] workers; default: one per
+    /// core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = args.upstream {
+        config.upstream.url = Some(url);
+    }
+    if let Some(workers) = args.workers {
+        anyhow::ensure!(workers > 0, "--workers must be at least 1");
+        config.limits.workers = workers;
+    }
+    let model = Arc::new(args.model.load()?);
+    let state = Arc::new(AppState::new(config, model)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = abridge_server::bind(&args.host, args.port).await?;
+        let address = listener.local_addr()?;
+        eprintln!(
+            "abridge: serving on http://{address} ({} workers{}); Ctrl-C stops",
+            state.pool.size(),
+            match &state.config.upstream.url {
+                Some(url) => format!(", proxying chat completions to {url}"),
+                None => String::new(),
+            }
+        );
+        abridge_server::serve(listener, state, abridge_server::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,414 @@
+//! Runs every method at every rate on every case, and aggregates the metrics with bootstrap
+//! intervals.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Instant;
+
+use abridge_core::{
+    compress, Budget, CompressRequest, LlmlinguaOptions, LongLlmlinguaOptions, Method,
+    TokenCounter, TokenScorer,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::baselines::{assemble, context_text, Baseline, Output};
+use crate::cache::CachingScorer;
+use crate::error::{Error, Result};
+use crate::evaluator::answer_log_likelihood;
+use crate::metrics::{contains_answer, number_retention, rouge1_recall, rouge_l_recall};
+use crate::rng::Rng;
+use crate::stats::{bootstrap, bootstrap_ratio, Estimate};
+use crate::suites::{Case, Reference};
+
+/// A method under evaluation: a baseline or an abridge method.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvalMethod {
+    /// The original prompt (rate 1).
+    None,
+    Baseline(Baseline),
+    Abridge(Method),
+}
+
+impl EvalMethod {
+    pub const NAMES: &'static str =
+        "none, head, tail, random, selective-context, llmlingua, longllmlingua";
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Baseline(Baseline::Head) => "head",
+            Self::Baseline(Baseline::Tail) => "tail",
+            Self::Baseline(Baseline::Random) => "random",
+            Self::Abridge(Method::SelectiveContext) => "selective-context",
+            Self::Abridge(Method::Llmlingua(_)) => "llmlingua",
+            Self::Abridge(Method::LongLlmlingua(_)) => "longllmlingua",
+        }
+    }
+
+    /// Every baseline and method, in report order.
+    pub fn all() -> Vec<Self> {
+        Self::NAMES
+            .split(", ")
+            .map(|name| name.parse().expect("listed names parse"))
+            .collect()
+    }
+}
+
+impl FromStr for EvalMethod {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.trim() {
+            "none" => Self::None,
+            "head" => Self::Baseline(Baseline::Head),
+            "tail" => Self::Baseline(Baseline::Tail),
+            "random" => Self::Baseline(Baseline::Random),
+            "selective-context" => Self::Abridge(Method::SelectiveContext),
+            "llmlingua" => Self::Abridge(Method::Llmlingua(LlmlinguaOptions::default())),
+            "longllmlingua" => {
+                Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
+            }
+            other => {
+                return Err(Error::InvalidOption(format!(
+                    "unknown method `{other}`: choose from {}",
+                    Self::NAMES
+                )))
+            }
+        })
+    }
+}
+
+/// One method at one rate on one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub group: Option<String>,
+    pub method: String,
+    /// The requested rate (1 for `none`).
+    pub rate: f64,
+    pub origin_tokens: usize,
+    pub compressed_tokens: usize,
+    pub target_tokens: usize,
+    /// The instruction and question alone exceed the target (then no method can meet it).
+    pub protected_over_budget: bool,
+    /// `achieved_rate` and the suite's metrics, each in [0, 1].
+    pub metrics: BTreeMap<String, f64>,
+    /// Time to compress (the evaluator's reading not included).
+    pub seconds: f64,
+    /// The compressed prompt, to read where a method wins or fails.
+    pub prompt: String,
+}
+
+/// The metrics of one output.
+pub fn measure(case: &Case, output: &Output) -> BTreeMap<String, f64> {
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "achieved_rate".to_string(),
+        output.compressed_tokens as f64 / output.origin_tokens.max(1) as f64,
+    );
+    match &case.reference {
+        Reference::Answers(answers) => {
+            metrics.insert(
+                "answer_kept".into(),
+                f64::from(u8::from(contains_answer(&output.context, answers))),
+            );
+        }
+        Reference::Numbers => {
+            let original = case.contexts.join("\n\n");
+            metrics.insert(
+                "numbers_kept".into(),
+                number_retention(&original, &output.context),
+            );
+        }
+        Reference::Summary(reference) => {
+            metrics.insert(
+                "rouge1_recall".into(),
+                rouge1_recall(reference, &output.context),
+            );
+            metrics.insert(
+                "rougeL_recall".into(),
+                rouge_l_recall(reference, &output.context),
+            );
+        }
+    }
+    metrics
+}
+
+fn run_abridge(
+    case: &Case,
+    method: &Method,
+    rate: f64,
+    scorer: &dyn TokenScorer,
+    counter: &dyn TokenCounter,
+) -> abridge_core::Result<Output> {
+    let mut request = CompressRequest::new(method.clone(), case.contexts.clone());
+    request.instruction = case.instruction.clone();
+    request.question = case.question.clone();
+    request.budget = Budget::Rate(rate);
+    request.markup = false;
+    let compressed = compress(&request, scorer, counter, None)?;
+    let (source, region) = assemble(case);
+    let context = if compressed.source == source {
+        let units: Vec<_> = compressed.spans.iter().map(|s| s.span.clone()).collect();
+        let kept: Vec<bool> = compressed.spans.iter().map(|s| s.kept).collect();
+        context_text(&source, &units, &kept, &region)
+    } else {
+        // A method that reorders the contexts (LongLLMLingua): the compressed prompt still starts
+        // with the instruction and ends with the question, verbatim.
+        let text = compressed.text.trim();
+        let text = text
+            .strip_prefix(case.instruction.trim())
+            .and_then(|t| t.strip_suffix(case.question.trim()))
+            .ok_or_else(|| {
+                abridge_core::Error::InvalidInput(
+                    "the compressed prompt does not keep the instruction and question verbatim"
+                        .into(),
+                )
+            })?;
+        text.trim().to_string()
+    };
+    Ok(Output {
+        context,
+        target_tokens: compressed.target_tokens.unwrap_or(compressed.origin_tokens),
+        prompt: compressed.text,
+        origin_tokens: compressed.origin_tokens,
+        compressed_tokens: compressed.compressed_tokens,
+        protected_over_budget: compressed.protected_over_budget,
+    })
+}
+
+/// Checks rates and methods before any work is done.
+pub fn validate(methods: &[EvalMethod], rates: &[f64]) -> Result<()> {
+    if methods.is_empty() {
+        return Err(Error::InvalidOption(format!(
+            "no methods given: choose from {}",
+            EvalMethod::NAMES
+        )));
+    }
+    let compressing = methods.iter().any(|m| *m != EvalMethod::None);
+    if compressing && rates.is_empty() {
+        return Err(Error::InvalidOption(
+            "no rates given: pass e.g. --rates 1/2,1/3".into(),
+        ));
+    }
+    if let Some(bad) = rates.iter().find(|r| !(**r > 0.0 && **r <= 1.0)) {
+        return Err(Error::InvalidOption(format!(
+            "rate {bad} is not in (0, 1]: a rate is kept/original tokens, e.g. 1/2 or 0.33"
+        )));
+    }
+    Ok(())
+}
+
+/// The evaluator's answer likelihoods of one case (see [`crate::evaluator`]).
+struct Likelihoods<'e> {
+    evaluator: CachingScorer<'e>,
+    answer: String,
+    closed_book: f64,
+    original: f64,
+}
+
+impl<'e> Likelihoods<'e> {
+    /// For cases with gold answers; none for other references.
+    fn of(case: &Case, evaluator: &'e dyn TokenScorer) -> Result<Option<Self>> {
+        let Reference::Answers(answers) = &case.reference else {
+            return Ok(None);
+        };
+        let evaluator = CachingScorer::new(evaluator);
+        let closed_book = Case {
+            contexts: Vec::new(),
+            ..case.clone()
+        };
+        let (closed_prompt, _) = assemble(&closed_book);
+        let (prompt, _) = assemble(case);
+        let ll = |prompt: &str| {
+            answer_log_likelihood(&evaluator, prompt, &answers[0]).map_err(|e| Error::Evaluator {
+                case: case.id.clone(),
+                message: e.to_string(),
+            })
+        };
+        let (closed_book, original) = (ll(&closed_prompt)?, ll(&prompt)?);
+        Ok(Some(Self {
+            answer: answers[0].clone(),
+            closed_book,
+            original,
+            evaluator,
+        }))
+    }
+
+    /// `ll_gain_nats` of `prompt` and `ll_gain_nats_original`, both over the closed book.
+    fn measure(
+        &self,
+        case: &Case,
+        prompt: &str,
+        metrics: &mut BTreeMap<String, f64>,
+    ) -> Result<()> {
+        let ll = answer_log_likelihood(&self.evaluator, prompt, &self.answer).map_err(|e| {
+            Error::Evaluator {
+                case: case.id.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        metrics.insert("ll_gain_nats".into(), ll - self.closed_book);
+        metrics.insert(
+            "ll_gain_nats_original".into(),
+            self.original - self.closed_book,
+        );
+        Ok(())
+    }
+}
+
+/// Runs `methods` × `rates` on every case; `on_result` sees each result as it is made. With an
+/// `evaluator`, cases with gold answers also get the teacher-forced likelihood metrics.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    cases: &[Case],
+    methods: &[EvalMethod],
+    rates: &[f64],
+    seed: u64,
+    scorer: &dyn TokenScorer,
+    counter: &dyn TokenCounter,
+    evaluator: Option<&dyn TokenScorer>,
+    on_result: &mut dyn FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
+    validate(methods, rates)?;
+    let mut results = Vec::new();
+    for case in cases {
+        let scorer = CachingScorer::new(scorer);
+        let likelihoods = match evaluator {
+            Some(evaluator) => Likelihoods::of(case, evaluator)?,
+            None => None,
+        };
+        for method in methods {
+            let method_rates = if *method == EvalMethod::None {
+                &[1.0][..]
+            } else {
+                rates
+            };
+            for &rate in method_rates {
+                let started = Instant::now();
+                let output = match method {
+                    EvalMethod::None => {
+                        let (prompt, _) = assemble(case);
+                        let tokens = counter.count(&prompt);
+                        Output {
+                            prompt,
+                            context: case.contexts.join("\n\n"),
+                            origin_tokens: tokens,
+                            compressed_tokens: tokens,
+                            target_tokens: tokens,
+                            protected_over_budget: false,
+                        }
+                    }
+                    EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
+                    EvalMethod::Abridge(m) => run_abridge(case, m, rate, &scorer, counter)
+                        .map_err(|source| Error::Compress {
+                            case: case.id.clone(),
+                            method: method.name().to_string(),
+                            rate,
+                            source,
+                        })?,
+                };
+                let seconds = started.elapsed().as_secs_f64();
+                let mut metrics = measure(case, &output);
+                if let Some(likelihoods) = &likelihoods {
+                    likelihoods.measure(case, &output.prompt, &mut metrics)?;
+                }
+                let result = CaseResult {
+                    id: case.id.clone(),
+                    group: case.group.clone(),
+                    method: method.name().to_string(),
+                    rate,
+                    origin_tokens: output.origin_tokens,
+                    compressed_tokens: output.compressed_tokens,
+                    target_tokens: output.target_tokens,
+                    protected_over_budget: output.protected_over_budget,
+                    metrics,
+                    seconds,
+                    prompt: output.prompt,
+                };
+                on_result(&result);
+                results.push(result);
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// One line of the report: a method at a rate, over all cases or one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub method: String,
+    pub rate: f64,
+    /// None: all cases.
+    pub group: Option<String>,
+    pub n: usize,
+    pub metrics: BTreeMap<String, Estimate>,
+    /// The largest `compressed / target − 1` over cases whose verbatim parts fit the target.
+    pub max_over_budget: f64,
+    /// Cases whose instruction and question alone exceed the target.
+    pub protected_over_budget: usize,
+    pub mean_seconds: f64,
+}
+
+/// Aggregates results per method × rate (and per group, where cases have groups), in the order
+/// first seen, each metric with a 95% bootstrap interval of `resamples` resamples.
+pub fn summarize(results: &[CaseResult], resamples: usize, seed: u64) -> Vec<Row> {
+    let mut keys: Vec<(String, u64, Option<String>)> = Vec::new();
+    let groups = results
+        .iter()
+        .filter_map(|r| r.group.clone().map(|g| (r, Some(g))));
+    for (r, group) in results.iter().map(|r| (r, None)).chain(groups) {
+        let key = (r.method.clone(), r.rate.to_bits(), group);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|(method, rate_bits, group)| {
+            let rate = f64::from_bits(rate_bits);
+            let members: Vec<&CaseResult> = results
+                .iter()
+                .filter(|r| {
+                    r.method == method
+                        && r.rate.to_bits() == rate_bits
+                        && (group.is_none() || r.group == group)
+                })
+                .collect();
+            let mut rng = Rng::new(seed, &format!("{method}@{rate}:{group:?}"));
+            let values = |name: &str| -> Option<Vec<f64>> {
+                members
+                    .iter()
+                    .map(|r| r.metrics.get(name).copied())
+                    .collect()
+            };
+            let mut metrics: BTreeMap<String, Estimate> = members[0]
+                .metrics
+                .keys()
+                .filter_map(|name| {
+                    let values = values(name)?;
+                    Some((name.clone(), bootstrap(&values, resamples, &mut rng)))
+                })
+                .collect();
+            if let (Some(gain), Some(original)) =
+                (values("ll_gain_nats"), values("ll_gain_nats_original"))
+            {
+                let ratio = bootstrap_ratio(&gain, &original, resamples, &mut rng);
+                metrics.insert("ll_gain".into(), ratio);
+            }
+            Row {
+                n: members.len(),
+                max_over_budget: members
+                    .iter()
+                    .filter(|r| !r.protected_over_budget)
+                    .map(|r| r.compressed_tokens as f64 / r.target_tokens.max(1) as f64 - 1.0)
+                    .fold(f64::NEG_INFINITY, f64::max),
+                protected_over_budget: members.iter().filter(|r| r.protected_over_budget).count(),
+                mean_seconds: members.iter().map(|r| r.seconds).sum::<f64>() / members.len() as f64,
+                method,
+                rate,
+                group,
+                metrics,
+            }
+        })
+        .collect()
+}

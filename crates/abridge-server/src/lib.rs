@@ -1,0 +1,342 @@
+//! abridge-server: compression as a service.
+//!
+//! - `POST /v1/compress` ([`compress`]): the library call as JSON, LLMLingua's option names.
+//! - `POST /v1/chat/completions` ([`chat`]): an OpenAI-compatible proxy that compresses the
+//!   messages the config (or the request's `abridge` field) selects, then forwards the request
+//!   upstream and passes the answer back unchanged, streamed or not.
+//! - `GET /healthz`, `GET /metrics` ([`metrics`], Prometheus text), `GET /` (a web page).
+//!
+//! The model is loaded once by the caller and shared; compressions run on a bounded pool of
+//! blocking threads ([`pool`]) with a bounded queue in front. Every error a client sees is JSON
+//! with a stable `code` ([`ApiError`]).
+
+pub mod chat;
+pub mod compress;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod options;
+pub mod pool;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use abridge_core::TokenScorer;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::{ApiError, Error};
+
+use crate::metrics::Metrics;
+use crate::pool::{Pool, PoolError};
+
+/// The page served at `/`: plain HTML and JavaScript, no build step.
+const INDEX_HTML: &str = include_str!("../static/index.html");
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub scorer: Arc<dyn TokenScorer + Send + Sync>,
+    pub pool: Pool,
+    pub metrics: Metrics,
+    upstream: Option<chat::Upstream>,
+}
+
+impl AppState {
+    pub fn new(config: Config, scorer: Arc<dyn TokenScorer + Send + Sync>) -> Result<Self, Error> {
+        let upstream = chat::Upstream::from_config(&config.upstream)?;
+        let pool = Pool::new(config.limits.workers(), config.limits.max_queue);
+        Ok(Self {
+            config,
+            scorer,
+            pool,
+            metrics: Metrics::default(),
+            upstream,
+        })
+    }
+
+    /// When a request that starts now must have finished compressing.
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.config.request_timeout()
+    }
+
+    /// Runs a compression (or any CPU-bound job) on the pool, if it can finish by `deadline`
+    /// (one per request, however many compressions it needs).
+    async fn run_blocking<T, F>(
+        &self,
+        deadline: tokio::time::Instant,
+        job: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let timeout = self.config.request_timeout();
+        self.pool.run(deadline, job).await.map_err(|error| match error {
+            PoolError::Full => ApiError {
+                retry_after: Some(2),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    format!(
+                        "every worker is busy and {} compressions are queued (limits.max_queue): retry later",
+                        self.pool.queued()
+                    ),
+                )
+            },
+            PoolError::Timeout => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "the compression did not finish within {:.0} s (limits.request_timeout_seconds): the server is busy or the input is long; retry later or raise the limit",
+                    timeout.as_secs_f64()
+                ),
+            ),
+            PoolError::Panicked => ApiError::internal("the compression failed unexpectedly (a bug in abridge)"),
+        })
+    }
+}
+
+/// The service's routes, with the body limit and request metrics applied.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/compress", post(compress::handle))
+        .route("/v1/chat/completions", post(chat::handle))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint: see GET / for the web page, POST /v1/compress, POST /v1/chat/completions",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that HTTP method (the APIs take POST with a JSON body)",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
+        .with_state(state)
+}
+
+/// Binds a TCP listener; port 0 picks a free one (see `local_addr`).
+pub async fn bind(host: &str, port: u16) -> Result<TcpListener, Error> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|source| Error::Bind {
+            addr: format!("{host}:{port}"),
+            source,
+        })
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests (streams
+/// included) finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, only SIGTERM stops the server gracefully.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Records every request's route, status and latency (to the response head: a stream's body
+/// may go on for minutes) and logs it. No prompt text and no header is logged.
+async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    // Route templates only (never the raw path), so label values are few and need no escaping.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |path| path.as_str())
+        .to_string();
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.record_request(&route, status, elapsed);
+    tracing::info!(
+        %method,
+        route,
+        status,
+        ms = (elapsed.as_secs_f64() * 1e3).round(),
+        "request"
+    );
+    response
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "workers": state.pool.size(),
+        "busy": state.pool.busy(),
+        "queued": state.pool.queued(),
+        "upstream": state.upstream.is_some(),
+    }))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state.pool),
+    )
+}
+
+/// A request body as a JSON object, or the 4xx that says what is wrong with it.
+fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is over the server's limit (limits.max_body_bytes): send less text per request",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("cannot read the request body: {}", rejection.body_text()),
+            )
+        }
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_utf8",
+            format!(
+                "the request body is not valid UTF-8 (bad byte at offset {}): send JSON encoded as UTF-8",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "the request body must be a JSON object, got {}",
+                json_type(&other)
+            ),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Deserializes `value` into `T`, naming the path of a wrong field in the error
+/// (`abridge.rate: invalid type: ...`).
+fn from_json<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = match (prefix.is_empty(), path == ".") {
+            (true, true) => String::new(),
+            (true, false) => format!("{path}: "),
+            (false, true) => format!("{prefix}: "),
+            (false, false) => format!("{prefix}.{path}: "),
+        };
+        ApiError::invalid(format!("{at}{}", e.into_inner()))
+    })
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(bytes: &'static [u8]) -> Result<Bytes, BytesRejection> {
+        Ok(Bytes::from_static(bytes))
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_named() {
+        let cases: [(&[u8], &str, &str); 4] = [
+            (b"{\"a\": \xff}", "invalid_utf8", "offset 6"),
+            (b"{\"a\": ", "invalid_json", "EOF"),
+            (b"[1, 2]", "invalid_request", "got an array"),
+            (b"null", "invalid_request", "got null"),
+        ];
+        for (bytes, code, message) in cases {
+            let error = json_object(Ok(Bytes::copy_from_slice(bytes))).unwrap_err();
+            assert_eq!((error.status, error.code), (StatusCode::BAD_REQUEST, code));
+            assert!(error.message.contains(message), "{}", error.message);
+        }
+        assert_eq!(json_object(body(b"{\"a\": 1}")).unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let value = serde_json::json!({"rate": "half"});
+        let error = from_json::<options::CompressOptions>(value.clone(), "").unwrap_err();
+        assert!(
+            error.message.starts_with("rate: invalid type"),
+            "{}",
+            error.message
+        );
+        let error = from_json::<options::CompressOptions>(value, "abridge").unwrap_err();
+        assert!(
+            error.message.starts_with("abridge.rate: "),
+            "{}",
+            error.message
+        );
+    }
+}

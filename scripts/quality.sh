@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reproduces the tables of docs/QUALITY.md: every baseline and method on the test split of four
+# suites, with the sample sizes used there, and the evaluator-LM metric on a small NQ sample.
+# Fetches what is missing (models; datasets: the bigbench sdist is a 358 MB download; the
+# evaluator: 456 MB), then writes one Markdown table and one JSON report per run into the
+# directory given (default target/quality). About an hour on 2 idle cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-target/quality}"
+mkdir -p "$out"
+scripts/fetch-models.sh
+scripts/fetch-datasets.py nq gsm8k xsum essays
+run() {
+    local name="$1"
+    shift
+    echo "== $name: abridge eval $*" >&2
+    cargo run --quiet -p abridge -- eval "$@" --json "$out/$name.json" | tee "$out/$name.md"
+}
+run nq --suite nq --limit 40
+run gsm8k --suite gsm8k --limit 20
+run xsum --suite xsum --limit 15
+run niah --suite niah --lengths 1000,2000 --limit 1
+run nq-evaluator --suite nq --limit 8 --rates 1/2 --evaluator "$(scripts/fetch-evaluator.py)"
