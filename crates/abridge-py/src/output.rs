@@ -1,0 +1,96 @@
+//! A [`Compressed`] result as the Python side reads it: character offsets instead of byte
+//! offsets in the label map, and the question taken off when `concate_question=False`.
+
+use abridge_core::{Compressed, Method, TokenCounter};
+use serde::Serialize;
+
+use crate::options::Plan;
+
+#[derive(Debug, Serialize)]
+pub struct Label {
+    /// Character (code point) offsets into `source`, as Python indexes strings.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub kept: bool,
+    pub protected: bool,
+    pub score: Option<f32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Output {
+    pub compressed_prompt: String,
+    pub origin_tokens: usize,
+    pub compressed_tokens: usize,
+    pub ratio: f64,
+    pub rate: f64,
+    pub target_tokens: Option<usize>,
+    pub protected_tokens: usize,
+    pub protected_over_budget: bool,
+    pub tokenizer: String,
+    pub method: &'static str,
+    pub model_seconds: f64,
+    pub total_seconds: f64,
+    pub source: String,
+    pub label_map: Vec<Label>,
+}
+
+impl Output {
+    pub fn new(result: Compressed, plan: &Plan, counter: &dyn TokenCounter) -> Self {
+        let mut text = result.text;
+        let mut compressed_tokens = result.compressed_tokens;
+        if let Some(question) = &plan.strip_question {
+            // The core renders the question verbatim as the last part.
+            if let Some(head) = text.strip_suffix(question.as_str()) {
+                text = head.trim_end().to_string();
+                compressed_tokens = counter.count(&text);
+            }
+        }
+        let origin_tokens = result.origin_tokens;
+        let label_map = {
+            let char_offset = char_offsets(&result.source);
+            result
+                .spans
+                .iter()
+                .map(|span| Label {
+                    start: char_offset(span.span.start),
+                    end: char_offset(span.span.end),
+                    text: result.source[span.span.clone()].to_string(),
+                    kept: span.kept,
+                    protected: span.protected,
+                    score: span.score,
+                })
+                .collect()
+        };
+        Self {
+            compressed_prompt: text,
+            origin_tokens,
+            compressed_tokens,
+            ratio: origin_tokens as f64 / compressed_tokens.max(1) as f64,
+            rate: compressed_tokens as f64 / origin_tokens.max(1) as f64,
+            target_tokens: result.target_tokens,
+            protected_tokens: result.protected_tokens,
+            protected_over_budget: result.protected_over_budget,
+            tokenizer: result.tokenizer,
+            method: match plan.request.method {
+                Method::SelectiveContext => "selective-context",
+                Method::Llmlingua(_) => "llmlingua",
+                Method::LongLlmlingua(_) => "longllmlingua",
+            },
+            model_seconds: result.timings.model_seconds,
+            total_seconds: result.timings.total_seconds,
+            source: result.source,
+            label_map,
+        }
+    }
+}
+
+/// Byte offset → character offset in `text` (offsets at character boundaries).
+fn char_offsets(text: &str) -> impl Fn(usize) -> usize + '_ {
+    let boundaries: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    move |byte| boundaries.partition_point(|&b| b < byte)
+}
