@@ -60,18 +60,27 @@ impl Default for LlmlinguaOptions {
 
 impl LlmlinguaOptions {
     pub(crate) fn validate(&self, contexts: usize) -> Result<()> {
-        if self.iterative_size == 0 {
-            return Err(Error::InvalidInput(
-                "iterative_size must be at least 1 (LLMLingua's default is 200)".into(),
-            ));
-        }
-        if let Some(&id) = self.force_context_ids.iter().find(|&&id| id >= contexts) {
-            return Err(Error::InvalidInput(format!(
-                "force_context_ids: there is no context {id}; ids are 0-based and there are {contexts} contexts"
-            )));
-        }
-        Ok(())
+        validate_windows_and_context_ids(self.iterative_size, &self.force_context_ids, contexts)
     }
+}
+
+/// The checks LLMLingua and LongLLMLingua options share.
+pub(crate) fn validate_windows_and_context_ids(
+    iterative_size: usize,
+    force_context_ids: &[usize],
+    contexts: usize,
+) -> Result<()> {
+    if iterative_size == 0 {
+        return Err(Error::InvalidInput(
+            "iterative_size must be at least 1 (LLMLingua's default is 200)".into(),
+        ));
+    }
+    if let Some(&id) = force_context_ids.iter().find(|&&id| id >= contexts) {
+        return Err(Error::InvalidInput(format!(
+            "force_context_ids: there is no context {id}; ids are 0-based and there are {contexts} contexts"
+        )));
+    }
+    Ok(())
 }
 
 /// LLMLingua's `context_budget` (`"+100"`, `"*1.5"`), parsed instead of `eval`ed.

@@ -132,16 +132,11 @@ impl LongLlmlinguaOptions {
     }
 
     pub(crate) fn validate(&self, contexts: usize, question: &str) -> Result<()> {
-        if self.iterative_size == 0 {
-            return Err(Error::InvalidInput(
-                "iterative_size must be at least 1 (LLMLingua's default is 200)".into(),
-            ));
-        }
-        if let Some(&id) = self.force_context_ids.iter().find(|&&id| id >= contexts) {
-            return Err(Error::InvalidInput(format!(
-                "force_context_ids: there is no context {id}; ids are 0-based and there are {contexts} contexts"
-            )));
-        }
+        super::llmlingua::validate_windows_and_context_ids(
+            self.iterative_size,
+            &self.force_context_ids,
+            contexts,
+        )?;
         let delta = self.dynamic_context_compression_ratio;
         if !(0.0..=1.0).contains(&delta) {
             return Err(Error::InvalidInput(format!(
