@@ -6,6 +6,10 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+mod vector;
+
+pub use vector::silu_mul;
+
 /// A row-major matrix view: element (r, c) is at `r * row_stride + c * col_stride`.
 #[derive(Clone, Copy)]
 pub struct View {
@@ -138,13 +142,6 @@ impl Rope {
     }
 }
 
-/// `gate = silu(gate) * up`, elementwise (SwiGLU).
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
-}
-
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
         *a += b;
@@ -153,9 +150,8 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 
 /// `ln softmax(logits)[target]`, without materialising the probabilities.
 pub fn target_log_prob(logits: &[f32], target: usize) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
-    logits[target] - max - sum.ln()
+    let max = vector::max(logits);
+    logits[target] - max - vector::sum_exp(logits, max).ln()
 }
 
 /// Query rows per attention task: bounds the score buffer to `rows × keys`.
@@ -177,6 +173,9 @@ thread_local! {
     /// Each worker's attention-score tile, reused: allocating it per task cost a fresh,
     /// kernel-zeroed mapping thousands of times per forward pass.
     static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The caller's keys, transposed per KV head (`kv_heads × head_dim × keys`).
+    static KEYS_TRANSPOSED: std::cell::RefCell<Vec<f32>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 struct SendPtr(*mut f32);
@@ -205,75 +204,103 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
     let blocks = queries.div_ceil(ATTENTION_BLOCK);
     let out_ptr = SendPtr(out.as_mut_ptr());
     let out_ptr = &out_ptr;
-
-    (0..heads * blocks).into_par_iter().for_each(|task| {
-        let (head, block) = (task / blocks, task % blocks);
-        let kv_head = head / group;
-        let first = block * ATTENTION_BLOCK;
-        let rows = ATTENTION_BLOCK.min(queries - first);
-        let keys = past + first + rows;
-        SCORES.with_borrow_mut(|scores| {
-            scores.clear();
-            scores.resize(rows * keys, 0.0);
-            // SAFETY: the views stay inside q/k/v as asserted above; each task writes its own
-            // (rows, head) tile of `out`, disjoint from every other task's.
-            unsafe {
-                matmul(
-                    rows,
-                    keys,
-                    head_dim,
-                    scores.as_mut_ptr(),
-                    keys,
-                    false,
-                    View {
-                        ptr: q.as_ptr().add(first * q_stride + head * head_dim),
-                        row_stride: q_stride as isize,
-                        col_stride: 1,
-                    },
-                    View {
-                        ptr: k.as_ptr().add(kv_head * head_dim),
-                        row_stride: 1,
-                        col_stride: kv_stride as isize,
-                    },
-                    scale,
-                    1,
-                );
-            }
-            for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-                let visible = past + first + r + 1;
-                let (seen, unseen) = row.split_at_mut(visible);
-                let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for s in seen.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
+    let total_keys = past + queries;
+    // Padded so the rows of a transposed head are not a power-of-two apart (cache-set conflicts).
+    let transposed_stride = total_keys.next_multiple_of(16) + 16;
+    KEYS_TRANSPOSED.with_borrow_mut(|keys_transposed| {
+        // gemm packs a transposed operand with scalar gathers; every query block would repack the
+        // keys that way. Transposing them once here lets each block's packing use vector copies.
+        keys_transposed.clear();
+        keys_transposed.resize(kv_heads * head_dim * transposed_stride, 0.0);
+        keys_transposed
+            .par_chunks_exact_mut(head_dim * transposed_stride)
+            .enumerate()
+            .for_each(|(kv_head, transposed)| {
+                for (j, key) in k[..total_keys * kv_stride]
+                    .chunks_exact(kv_stride)
+                    .enumerate()
+                {
+                    for (d, &value) in key[kv_head * head_dim..][..head_dim].iter().enumerate() {
+                        transposed[d * transposed_stride + j] = value;
+                    }
                 }
-                let inv = 1.0 / sum;
-                seen.iter_mut().for_each(|s| *s *= inv);
-                unseen.fill(0.0);
-            }
-            unsafe {
-                matmul(
-                    rows,
-                    head_dim,
-                    keys,
-                    out_ptr.0.add(first * q_stride + head * head_dim),
-                    q_stride,
-                    false,
-                    View {
-                        ptr: scores.as_ptr(),
-                        row_stride: keys as isize,
-                        col_stride: 1,
-                    },
-                    View {
-                        ptr: v.as_ptr().add(kv_head * head_dim),
-                        row_stride: kv_stride as isize,
-                        col_stride: 1,
-                    },
-                    1.0,
-                    1,
-                );
-            }
+            });
+        let keys_transposed = &*keys_transposed;
+
+        (0..heads * blocks).into_par_iter().for_each(|task| {
+            let (head, block) = (task / blocks, task % blocks);
+            let kv_head = head / group;
+            let first = block * ATTENTION_BLOCK;
+            let rows = ATTENTION_BLOCK.min(queries - first);
+            let keys = past + first + rows;
+            SCORES.with_borrow_mut(|scores| {
+                scores.clear();
+                scores.resize(rows * keys, 0.0);
+                // SAFETY: the views stay inside q/k/v as asserted above; each task writes its own
+                // (rows, head) tile of `out`, disjoint from every other task's.
+                unsafe {
+                    matmul(
+                        rows,
+                        keys,
+                        head_dim,
+                        scores.as_mut_ptr(),
+                        keys,
+                        false,
+                        View {
+                            ptr: q.as_ptr().add(first * q_stride + head * head_dim),
+                            row_stride: q_stride as isize,
+                            col_stride: 1,
+                        },
+                        View {
+                            ptr: keys_transposed
+                                .as_ptr()
+                                .add(kv_head * head_dim * transposed_stride),
+                            row_stride: transposed_stride as isize,
+                            col_stride: 1,
+                        },
+                        scale,
+                        1,
+                    );
+                }
+                // Unnormalised probabilities: dividing the 64-wide output rows afterwards is
+                // cheaper than dividing every score.
+                let mut inverse_sums = [0f32; ATTENTION_BLOCK];
+                for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+                    let visible = past + first + r + 1;
+                    let (seen, unseen) = row.split_at_mut(visible);
+                    let max = vector::max(seen);
+                    inverse_sums[r] = 1.0 / vector::exp_in_place(seen, max);
+                    unseen.fill(0.0);
+                }
+                unsafe {
+                    matmul(
+                        rows,
+                        head_dim,
+                        keys,
+                        out_ptr.0.add(first * q_stride + head * head_dim),
+                        q_stride,
+                        false,
+                        View {
+                            ptr: scores.as_ptr(),
+                            row_stride: keys as isize,
+                            col_stride: 1,
+                        },
+                        View {
+                            ptr: v.as_ptr().add(kv_head * head_dim),
+                            row_stride: kv_stride as isize,
+                            col_stride: 1,
+                        },
+                        1.0,
+                        1,
+                    );
+                    for (r, inverse_sum) in inverse_sums[..rows].iter().enumerate() {
+                        let row = out_ptr.0.add((first + r) * q_stride + head * head_dim);
+                        for c in 0..head_dim {
+                            *row.add(c) *= inverse_sum;
+                        }
+                    }
+                }
+            });
         });
     });
 }

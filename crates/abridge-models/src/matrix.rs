@@ -8,8 +8,13 @@ use crate::quant::GgmlType;
 const QUANTIZED_TILE_ROWS: usize = 256;
 
 enum Storage {
-    F32(Vec<f32>),
-    Quantized { dtype: GgmlType, bytes: Vec<u8> },
+    /// Stored transposed (`cols × rows` row-major): gemm packs a transposed row-major weight
+    /// with scalar gathers, which cost 10% of a forward pass; this layout packs with vector copies.
+    F32Transposed(Vec<f32>),
+    Quantized {
+        dtype: GgmlType,
+        bytes: Vec<u8>,
+    },
 }
 
 /// A `rows × cols` row-major weight matrix; a linear layer computes `x · Wᵀ`.
@@ -25,7 +30,7 @@ impl Matrix {
         Self {
             rows,
             cols,
-            storage: Storage::F32(values),
+            storage: Storage::F32Transposed(transpose(&values, rows, cols)),
         }
     }
 
@@ -42,7 +47,7 @@ impl Matrix {
     /// Bytes the weights occupy in memory.
     pub fn memory_bytes(&self) -> usize {
         match &self.storage {
-            Storage::F32(v) => v.len() * 4,
+            Storage::F32Transposed(v) => v.len() * 4,
             Storage::Quantized { bytes, .. } => bytes.len(),
         }
     }
@@ -50,7 +55,11 @@ impl Matrix {
     /// Writes row `r` as f32 into `out` (`cols` long).
     pub fn row(&self, r: usize, out: &mut [f32]) {
         match &self.storage {
-            Storage::F32(v) => out.copy_from_slice(&v[r * self.cols..(r + 1) * self.cols]),
+            Storage::F32Transposed(v) => {
+                for (o, &w) in out.iter_mut().zip(v[r..].iter().step_by(self.rows)) {
+                    *o = w;
+                }
+            }
             Storage::Quantized { dtype, bytes } => {
                 let row_bytes = bytes.len() / self.rows;
                 dtype.dequantize(&bytes[r * row_bytes..(r + 1) * row_bytes], out);
@@ -68,8 +77,8 @@ impl Matrix {
             col_stride: 1,
         };
         match &self.storage {
-            // SAFETY: shapes asserted above; W is rows × cols, read transposed.
-            Storage::F32(w) => unsafe {
+            // SAFETY: shapes asserted above; Wᵀ is stored, cols × rows.
+            Storage::F32Transposed(w) => unsafe {
                 matmul(
                     m,
                     self.rows,
@@ -78,7 +87,11 @@ impl Matrix {
                     self.rows,
                     false,
                     lhs,
-                    transposed(w.as_ptr(), self.cols),
+                    View {
+                        ptr: w.as_ptr(),
+                        row_stride: self.rows as isize,
+                        col_stride: 1,
+                    },
                     1.0,
                     threads,
                 );
@@ -110,6 +123,22 @@ impl Matrix {
             }
         }
     }
+}
+
+/// The transpose of a row-major `rows × cols` matrix, in square tiles so both sides stay in cache.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut out = vec![0f32; values.len()];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = values[r * cols + c];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Views a row-major `n × k` matrix as its `k × n` transpose.
