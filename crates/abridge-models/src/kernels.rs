@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 mod vector;
 
-pub use vector::silu_mul;
+pub use vector::{force_portable, silu_mul};
 
 /// A row-major matrix view: element (r, c) is at `r * row_stride + c * col_stride`.
 #[derive(Clone, Copy)]

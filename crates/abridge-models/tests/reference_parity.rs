@@ -117,6 +117,18 @@ fn tiny_qwen2_with_biases_and_untied_head_matches_the_reference() {
     check_sequences(&low_memory, &reference["sequences"], 1e-4);
 }
 
+/// The portable kernel bodies (what a CPU without AVX2 runs) meet the same references. Other
+/// tests of this binary may run on them meanwhile; they are as exact, so nothing else changes.
+#[test]
+fn portable_kernels_match_the_references_too() {
+    abridge_models::kernels::force_portable(true);
+    let reference = json("smollm2_logprobs.json");
+    check_sequences(smollm2(), &reference["texts"], 1e-3);
+    let (lm, reference) = tiny("tiny-qwen2");
+    check_sequences(&lm, &reference["sequences"], 1e-4);
+    abridge_models::kernels::force_portable(false);
+}
+
 /// Every tensor type in the tiny files (F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K) decodes
 /// as gguf-py does (which matches ggml's own C code bit for bit).
 #[test]

@@ -1,7 +1,7 @@
 use std::time::Instant;
 
 use abridge_core::{compress, Budget, CompressRequest, LlmlinguaOptions, Method};
-use abridge_models::{LanguageModel, TargetTokenizer, TiktokenCounter};
+use abridge_models::{kernels, LanguageModel, TargetTokenizer, TiktokenCounter};
 use anyhow::ensure;
 use serde::Serialize;
 
@@ -29,6 +29,11 @@ pub struct Args {
     #[arg(long)]
     pipeline: bool,
 
+    /// Also time each length on the portable kernel bodies (what a CPU without AVX2 runs) in the
+    /// same run, and print the SIMD kernels' speed-up over them.
+    #[arg(long)]
+    compare_portable: bool,
+
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -40,6 +45,8 @@ struct Record {
     seconds: f64,
     peak_rss_mib: Option<u64>,
     threads: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    portable_tokens_per_second: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pipelines: Vec<PipelineRecord>,
 }
@@ -72,13 +79,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ensure!(requested > 0, "--lengths must be positive");
         let length = requested.min(lm.max_tokens());
         let ids: Vec<u32> = sample.iter().copied().cycle().take(length).collect();
-        let mut best = f64::INFINITY;
-        for _ in 0..args.repeat {
-            let started = Instant::now();
-            let mut cache = lm.start()?;
-            lm.extend(&mut cache, &ids)?;
-            best = best.min(started.elapsed().as_secs_f64());
-        }
+        let best = fastest_scoring(&lm, &ids, args.repeat)?;
+        let portable_best = if args.compare_portable {
+            kernels::force_portable(true);
+            let portable = fastest_scoring(&lm, &ids, args.repeat);
+            kernels::force_portable(false);
+            Some(portable?)
+        } else {
+            None
+        };
         let pipelines = if args.pipeline {
             pipeline_records(&lm, length)?
         } else {
@@ -90,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             seconds: best,
             peak_rss_mib: peak_rss_mib(),
             threads,
+            portable_tokens_per_second: portable_best.map(|seconds| length as f64 / seconds),
             pipelines,
         };
         if args.json {
@@ -102,6 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 record.seconds,
                 record.peak_rss_mib.map_or("-".into(), |m| m.to_string())
             );
+            if let Some(portable) = record.portable_tokens_per_second {
+                println!(
+                    "         portable kernels   {portable:>9.1} tokens/s  (SIMD: {:.2}x)",
+                    record.tokens_per_second / portable
+                );
+            }
             for p in &record.pipelines {
                 println!(
                     "         {:<18} {:>9.1} tokens/s  {:>8.3} s  {:>5.1}% outside the model",
@@ -114,6 +130,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The shortest of `repeat` scorings of `ids`, in seconds.
+fn fastest_scoring(lm: &LanguageModel, ids: &[u32], repeat: usize) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let mut cache = lm.start()?;
+        lm.extend(&mut cache, ids)?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
 }
 
 /// Compresses `length` model tokens of the sample with each hard-prompt method.

@@ -6,8 +6,18 @@
 //! inlined into a function compiled for those features; the widest the CPU supports is picked at
 //! run time, so the binary still runs (on the portable body) anywhere.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Lanes per step: one AVX-512 register of f32.
 const LANES: usize = 16;
+
+static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every kernel here run its portable body, as on a CPU without AVX2: for benchmarks that
+/// measure the SIMD variants' gain in one run, and for tests of the fallback.
+pub fn force_portable(portable: bool) {
+    PORTABLE_ONLY.store(portable, Ordering::Relaxed);
+}
 
 /// `exp(x)` to about 2 ulp for x in [-87, 88] (beyond: clamped, so 0 or a huge finite value),
 /// as `2^n · e^r` with `|r| ≤ ln2/2` and a degree-6 Taylor polynomial (error < 2e-7 relative).
@@ -108,7 +118,7 @@ macro_rules! kernels {
             $(#[$doc])*
             pub fn $name($($arg: $ty),*) $(-> $ret)? {
                 #[cfg(target_arch = "x86_64")]
-                {
+                if !PORTABLE_ONLY.load(Ordering::Relaxed) {
                     if std::arch::is_x86_feature_detected!("avx512f")
                         && std::arch::is_x86_feature_detected!("avx512vl")
                     {
