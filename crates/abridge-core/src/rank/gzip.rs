@@ -1,10 +1,12 @@
 //! Normalised compression distance (Cilibrasi & Vitányi; the "gzip" ranker of LLMLingua, after
 //! Jiang et al. 2023, "Less is more: parameter-free text classification with gzip").
 //!
-//! `NCD(q, d) = (C(q + " " + d) − min(C(q), C(d))) / max(C(q), C(d))`, where C is the size of the
+//! `NCD(d, q) = (C(d + " " + q) − min(C(d), C(q))) / max(C(d), C(q))`, where C is the size of the
 //! text compressed with DEFLATE at level 9 (what Python's `gzip.compress` does by default,
 //! without gzip's constant 18-byte frame). A document that shares long substrings with the question
-//! compresses well together with it; lower is more relevant.
+//! compresses well together with it; lower is more relevant. The document comes first, as in
+//! LLMLingua's `get_distance_gzip`: DEFLATE then codes the question as back-references into the
+//! document, which is what the distance should measure.
 
 use miniz_oxide::deflate::compress_to_vec;
 
@@ -22,7 +24,7 @@ pub fn distances(documents: &[&str], query: &str) -> Vec<f64> {
         .iter()
         .map(|document| {
             let document_size = compressed_size(document);
-            let joint = compressed_size(&format!("{query} {document}"));
+            let joint = compressed_size(&format!("{document} {query}"));
             let (small, large) = (query_size.min(document_size), query_size.max(document_size));
             if large == 0 {
                 return 0.0;
