@@ -47,6 +47,12 @@ pub enum Error {
         rate: f64,
         source: abridge_core::Error,
     },
+    #[error("{case}: ranking with {ranker}: {source}")]
+    Rank {
+        case: String,
+        ranker: &'static str,
+        source: abridge_core::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

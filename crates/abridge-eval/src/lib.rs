@@ -7,7 +7,8 @@
 //! - [`metrics`]: model-free measures of what the compressed context still holds;
 //! - [`evaluator`]: teacher-forced answer likelihood under a second LM;
 //! - [`harness`]: methods × rates over the cases ([`cache`] lets the rates share model reads); [`stats`]: bootstrap intervals;
-//! - [`plan`]: a whole evaluation end to end; [`report`]: its result as JSON and Markdown.
+//! - [`plan`]: a whole evaluation end to end; [`report`]: its result as JSON and Markdown;
+//! - [`ranking`]: the coarse rankers alone (recall@1 of the gold passage).
 
 pub mod baselines;
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod evaluator;
 pub mod harness;
 pub mod metrics;
 pub mod plan;
+pub mod ranking;
 pub mod report;
 pub mod rng;
 pub mod stats;
@@ -26,5 +28,6 @@ pub use data::{datasets_dir, ensure, Dataset, Fetcher, Split};
 pub use error::{Error, Result};
 pub use harness::{evaluate, summarize, CaseResult, EvalMethod, Row};
 pub use plan::{Models, Plan};
+pub use ranking::{evaluate_rankers, RankerRow};
 pub use report::Report;
 pub use suites::{build, Case, Reference, Suite, SuiteOptions};

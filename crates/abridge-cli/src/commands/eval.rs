@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
+use abridge_core::RankMethod;
 use abridge_eval::data::{datasets_dir, Fetcher, Split};
-use abridge_eval::{EvalMethod, Models, Plan, Suite};
-use abridge_models::{LanguageModel, LoadOptions, TargetTokenizer, TiktokenCounter};
+use abridge_eval::ranking::{self, RankerRow};
+use abridge_eval::{Case, EvalMethod, Models, Plan, Suite};
+use abridge_models::{
+    LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+};
 
 use crate::model::ModelArgs;
 
@@ -59,6 +63,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     evaluator: Option<PathBuf>,
 
+    /// Evaluate the coarse rankers instead of the compressors: recall@1 and MRR of the gold
+    /// passage (nq, squad). Comma-separated: longllmlingua, llmlingua, bm25, gzip, embedding, or
+    /// `all`. The embedding ranker runs all-MiniLM-L6-v2 (installed by `abridge models fetch`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_ranker, conflicts_with_all = ["quick", "methods", "rates", "evaluator"])]
+    rankers: Vec<Vec<RankMethod>>,
+
     /// Download missing datasets (runs scripts/fetch-datasets.py; bigbench is a 358 MB download).
     #[arg(long)]
     fetch: bool,
@@ -73,6 +83,16 @@ fn parse_suite(s: &str) -> Result<Suite, String> {
 
 fn parse_method(s: &str) -> Result<EvalMethod, String> {
     s.parse().map_err(|e: abridge_eval::Error| e.to_string())
+}
+
+fn parse_ranker(s: &str) -> Result<Vec<RankMethod>, String> {
+    if s.trim() == "all" {
+        return Ok(RankMethod::ALL.to_vec());
+    }
+    s.trim()
+        .parse()
+        .map(|r| vec![r])
+        .map_err(|e: abridge_core::Error| e.to_string())
 }
 
 fn parse_split(s: &str) -> Result<Split, String> {
@@ -113,12 +133,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let mut plan = Plan::new(args.suite, args.split, limit);
         if !args.methods.is_empty() {
-            plan.methods = args.methods;
+            plan.methods = args.methods.clone();
         }
         if !args.rates.is_empty() {
-            plan.rates = args.rates;
+            plan.rates = args.rates.clone();
         }
-        plan.options.niah_lengths = args.lengths;
+        plan.options.niah_lengths = args.lengths.clone();
         plan
     };
     plan.options.seed = args.seed;
@@ -133,6 +153,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &mut |line| eprintln!("abridge: {line}"),
     )?;
     let lm = args.model.load()?;
+    if !args.rankers.is_empty() {
+        return run_rankers(&args, &cases, &lm, plan.options.seed);
+    }
     let evaluator = match &args.evaluator {
         Some(path) => Some(
             LanguageModel::load(path, LoadOptions::default()).map_err(|e| {
@@ -192,6 +215,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     print!("{}", report.markdown());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("abridge: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--rankers`: each ranker over the cases, as a recall@1 / MRR table.
+fn run_rankers(args: &Args, cases: &[Case], lm: &LanguageModel, seed: u64) -> anyhow::Result<()> {
+    let mut rankers: Vec<RankMethod> = Vec::new();
+    for ranker in args.rankers.iter().flatten() {
+        if !rankers.contains(ranker) {
+            rankers.push(*ranker);
+        }
+    }
+    let embedder = if rankers.contains(&RankMethod::Embedding) {
+        Some(SentenceEncoder::load_default().map_err(|e| {
+            anyhow::anyhow!(
+                "the embedding ranker needs all-MiniLM-L6-v2: {e} (run `abridge models fetch`)"
+            )
+        })?)
+    } else {
+        None
+    };
+    let bar = indicatif::ProgressBar::new((cases.len() * rankers.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} rankings ({elapsed}, eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} rankers", args.suite.name()));
+    let rows: Vec<RankerRow> = ranking::evaluate_rankers(
+        cases,
+        &rankers,
+        lm,
+        embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+        seed,
+        &mut || bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "suite {}, {} split, rankers of the gold passage, 95% bootstrap intervals",
+        args.suite.name(),
+        args.split.name()
+    );
+    print!("{}", ranking::markdown(&rows));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("abridge: wrote {}", path.display());
     }
