@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use abridge_core::{
-    compress, Budget, CompressRequest, LlmlinguaOptions, LongLlmlinguaOptions, Method,
-    TokenCounter, TokenScorer,
+    compress_with, Budget, CompressRequest, Embedder, LlmlinguaOptions, LongLlmlinguaOptions,
+    Method, RankMethod, TokenCounter, TokenScorer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,7 @@ use crate::cache::CachingScorer;
 use crate::error::{Error, Result};
 use crate::evaluator::answer_log_likelihood;
 use crate::metrics::{contains_answer, number_retention, rouge1_recall, rouge_l_recall};
+use crate::plan::Models;
 use crate::rng::Rng;
 use crate::stats::{bootstrap, bootstrap_ratio, Estimate};
 use crate::suites::{Case, Reference};
@@ -33,6 +34,10 @@ impl EvalMethod {
     pub const NAMES: &'static str =
         "none, head, tail, random, selective-context, llmlingua, longllmlingua";
 
+    /// LongLLMLingua with another coarse ranker: `longllmlingua-<ranker>`, not in [`Self::all`].
+    pub const RANKED_NAMES: &'static str = "longllmlingua-llmlingua, longllmlingua-bm25, \
+                                            longllmlingua-gzip, longllmlingua-embedding";
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::None => "none",
@@ -41,7 +46,13 @@ impl EvalMethod {
             Self::Baseline(Baseline::Random) => "random",
             Self::Abridge(Method::SelectiveContext) => "selective-context",
             Self::Abridge(Method::Llmlingua(_)) => "llmlingua",
-            Self::Abridge(Method::LongLlmlingua(_)) => "longllmlingua",
+            Self::Abridge(Method::LongLlmlingua(options)) => match options.rank_method {
+                RankMethod::Longllmlingua => "longllmlingua",
+                RankMethod::Llmlingua => "longllmlingua-llmlingua",
+                RankMethod::Bm25 => "longllmlingua-bm25",
+                RankMethod::Gzip => "longllmlingua-gzip",
+                RankMethod::Embedding => "longllmlingua-embedding",
+            },
         }
     }
 
@@ -68,12 +79,22 @@ impl FromStr for EvalMethod {
             "longllmlingua" => {
                 Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
             }
-            other => {
-                return Err(Error::InvalidOption(format!(
-                    "unknown method `{other}`: choose from {}",
-                    Self::NAMES
-                )))
-            }
+            other => match other
+                .strip_prefix("longllmlingua-")
+                .and_then(|ranker| ranker.parse::<RankMethod>().ok())
+            {
+                Some(rank_method) => Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
+                    rank_method,
+                    ..LongLlmlinguaOptions::default()
+                })),
+                None => {
+                    return Err(Error::InvalidOption(format!(
+                        "unknown method `{other}`: choose from {}, or {}",
+                        Self::NAMES,
+                        Self::RANKED_NAMES
+                    )))
+                }
+            },
         })
     }
 }
@@ -140,13 +161,19 @@ fn run_abridge(
     rate: f64,
     scorer: &dyn TokenScorer,
     counter: &dyn TokenCounter,
+    embedder: Option<&dyn Embedder>,
 ) -> abridge_core::Result<Output> {
     let mut request = CompressRequest::new(method.clone(), case.contexts.clone());
     request.instruction = case.instruction.clone();
     request.question = case.question.clone();
     request.budget = Budget::Rate(rate);
     request.markup = false;
-    let compressed = compress(&request, scorer, counter, None)?;
+    let models = abridge_core::Models {
+        scorer,
+        counter,
+        embedder,
+    };
+    let compressed = compress_with(&request, models, None)?;
     let (source, region) = assemble(case);
     let context = if compressed.source == source {
         let units: Vec<_> = compressed.spans.iter().map(|s| s.span.clone()).collect();
@@ -258,19 +285,23 @@ impl<'e> Likelihoods<'e> {
 }
 
 /// Runs `methods` × `rates` on every case; `on_result` sees each result as it is made. With an
-/// `evaluator`, cases with gold answers also get the teacher-forced likelihood metrics.
-#[allow(clippy::too_many_arguments)]
+/// evaluator in `models`, cases with gold answers also get the teacher-forced likelihood metrics.
 pub fn evaluate(
     cases: &[Case],
     methods: &[EvalMethod],
     rates: &[f64],
     seed: u64,
-    scorer: &dyn TokenScorer,
+    models: Models<'_>,
     counter: &dyn TokenCounter,
-    evaluator: Option<&dyn TokenScorer>,
     on_result: &mut dyn FnMut(&CaseResult),
 ) -> Result<Vec<CaseResult>> {
     validate(methods, rates)?;
+    let Models {
+        scorer,
+        evaluator,
+        embedder,
+        ..
+    } = models;
     let mut results = Vec::new();
     for case in cases {
         let scorer = CachingScorer::new(scorer);
@@ -300,13 +331,15 @@ pub fn evaluate(
                         }
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
-                    EvalMethod::Abridge(m) => run_abridge(case, m, rate, &scorer, counter)
-                        .map_err(|source| Error::Compress {
-                            case: case.id.clone(),
-                            method: method.name().to_string(),
-                            rate,
-                            source,
-                        })?,
+                    EvalMethod::Abridge(m) => run_abridge(
+                        case, m, rate, &scorer, counter, embedder,
+                    )
+                    .map_err(|source| Error::Compress {
+                        case: case.id.clone(),
+                        method: method.name().to_string(),
+                        rate,
+                        source,
+                    })?,
                 };
                 let seconds = started.elapsed().as_secs_f64();
                 let mut metrics = measure(case, &output);
@@ -411,4 +444,20 @@ pub fn summarize(results: &[CaseResult], resamples: usize, seed: u64) -> Vec<Row
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_name_parses_back_to_itself() {
+        let ranked = EvalMethod::RANKED_NAMES.split(',').map(str::trim);
+        for name in EvalMethod::NAMES.split(", ").chain(ranked) {
+            let method: EvalMethod = name.parse().unwrap();
+            assert_eq!(method.name(), name);
+        }
+        let error = "longllmlingua-magic".parse::<EvalMethod>().unwrap_err();
+        assert!(error.to_string().contains("longllmlingua-bm25"), "{error}");
+    }
 }

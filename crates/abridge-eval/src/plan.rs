@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use abridge_core::{TokenCounter, TokenScorer};
+use abridge_core::{Embedder, TokenCounter, TokenScorer};
 
 use crate::data::{ensure, Fetcher, Split};
 use crate::error::Result;
@@ -14,13 +14,14 @@ use crate::suites::{build, Case, Suite, SuiteOptions};
 pub const RESAMPLES: usize = 1000;
 
 /// The models of a run: the compressors' scorer and, optionally, an evaluator LM, with the names
-/// the report gives them.
+/// the report gives them, and the sentence embedder of `longllmlingua-embedding`.
 #[derive(Clone, Copy)]
 pub struct Models<'m> {
     pub scorer: &'m dyn TokenScorer,
     pub scorer_name: &'m str,
     pub evaluator: Option<&'m dyn TokenScorer>,
     pub evaluator_name: Option<&'m str>,
+    pub embedder: Option<&'m dyn Embedder>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,9 +116,8 @@ impl Plan {
             &self.methods,
             &self.rates,
             seed,
-            models.scorer,
+            models,
             counter,
-            models.evaluator,
             on_result,
         )?;
         Ok(Report {

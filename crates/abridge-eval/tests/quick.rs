@@ -54,6 +54,7 @@ fn quick_evaluation_meets_its_floors() {
                 scorer_name: "smollm2",
                 evaluator: None,
                 evaluator_name: None,
+                embedder: None,
             },
             &counter,
             &mut |_| {},

@@ -19,7 +19,8 @@ pub struct Args {
     suite: Suite,
 
     /// Comma-separated: none, head, tail, random, selective-context, llmlingua, longllmlingua
-    /// [default: all].
+    /// [default: all]; also LongLLMLingua with another coarse ranker: longllmlingua-bm25,
+    /// longllmlingua-embedding, longllmlingua-gzip, longllmlingua-llmlingua.
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
     methods: Vec<EvalMethod>,
 
@@ -174,6 +175,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     let scorer_name = name(&lm);
+    let embedder = if plan
+        .methods
+        .iter()
+        .any(|m| m.name() == "longllmlingua-embedding")
+    {
+        Some(load_embedder()?)
+    } else {
+        None
+    };
     let evaluator_name = evaluator.as_ref().map(name);
     let models = Models {
         scorer: &lm,
@@ -182,6 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .as_ref()
             .map(|e| e as &dyn abridge_core::TokenScorer),
         evaluator_name: evaluator_name.as_deref(),
+        embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
     };
 
     let bar = indicatif::ProgressBar::new(plan.runs(cases.len()) as u64);
@@ -267,4 +278,12 @@ fn run_rankers(args: &Args, cases: &[Case], lm: &LanguageModel, seed: u64) -> an
         eprintln!("abridge: wrote {}", path.display());
     }
     Ok(())
+}
+
+fn load_embedder() -> anyhow::Result<SentenceEncoder> {
+    SentenceEncoder::load_default().map_err(|e| {
+        anyhow::anyhow!(
+            "the embedding ranker needs all-MiniLM-L6-v2: {e} (run `abridge models fetch`)"
+        )
+    })
 }
