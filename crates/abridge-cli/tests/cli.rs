@@ -34,7 +34,17 @@ fn score_reads_standard_input_and_prints_a_table() {
 #[test]
 fn bench_prints_a_json_record_per_length() {
     let output = abridge(
-        &["bench", "--lengths", "32,16", "--repeat", "1", "--json"],
+        &[
+            "bench",
+            "--lengths",
+            "32,16",
+            "--repeat",
+            "1",
+            "--json",
+            "--compare-portable",
+            "--documents",
+            "3",
+        ],
         None,
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -43,12 +53,25 @@ fn bench_prints_a_json_record_per_length() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(records.len(), 2);
-    assert_eq!(records[0]["tokens"], 16);
-    assert_eq!(records[1]["tokens"], 32);
-    assert!(records
+    let (lengths, rag): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.get("tokens").is_some());
+    assert_eq!(lengths.len(), 2);
+    assert_eq!(lengths[0]["tokens"], 16);
+    assert_eq!(lengths[1]["tokens"], 32);
+    assert!(lengths
         .iter()
-        .all(|r| r["tokens_per_second"].as_f64().unwrap() > 0.0));
+        .all(|r| r["tokens_per_second"].as_f64().unwrap() > 0.0
+            && r["portable_tokens_per_second"].as_f64().unwrap() > 0.0));
+    // One record per ranker (embedding too: the models fetch installs MiniLM), each compressed
+    // to about a third.
+    let rankers: Vec<&str> = rag.iter().map(|r| r["ranker"].as_str().unwrap()).collect();
+    assert_eq!(rankers, ["longllmlingua", "bm25", "embedding"]);
+    for r in rag {
+        let (origin, compressed) = (
+            r["origin_tokens"].as_f64().unwrap(),
+            r["compressed_tokens"].as_f64().unwrap(),
+        );
+        assert!((compressed / origin - 1.0 / 3.0).abs() < 0.05, "{r}");
+    }
 }
 
 #[test]

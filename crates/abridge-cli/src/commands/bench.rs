@@ -1,7 +1,10 @@
 use std::time::Instant;
 
-use abridge_core::{compress, Budget, CompressRequest, LlmlinguaOptions, Method};
-use abridge_models::{kernels, LanguageModel, TargetTokenizer, TiktokenCounter};
+use abridge_core::{
+    compress, compress_with, rank, Budget, CompressRequest, LlmlinguaOptions, LongLlmlinguaOptions,
+    Method, Models, RankMethod,
+};
+use abridge_models::{kernels, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter};
 use anyhow::ensure;
 use serde::Serialize;
 
@@ -33,6 +36,12 @@ pub struct Args {
     /// same run, and print the SIMD kernels' speed-up over them.
     #[arg(long)]
     compare_portable: bool,
+
+    /// Also time LongLLMLingua on a RAG-shaped prompt: N documents of about 150 tokens and a
+    /// question, ranked and compressed to 1/3, with each coarse ranker (embedding: if MiniLM is
+    /// installed).
+    #[arg(long, value_name = "N")]
+    documents: Option<usize>,
 
     #[command(flatten)]
     model: ModelArgs,
@@ -127,6 +136,114 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     100.0 * p.overhead
                 );
             }
+        }
+    }
+    if let Some(documents) = args.documents {
+        ensure!(documents > 0, "--documents must be at least 1");
+        rag_latency(&lm, documents, args.repeat, args.json)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RagRecord {
+    documents: usize,
+    ranker: &'static str,
+    /// Ranking alone.
+    rank_seconds: f64,
+    /// The whole compression to 1/3 (ranking included).
+    compress_seconds: f64,
+    origin_tokens: usize,
+    compressed_tokens: usize,
+}
+
+/// `documents` passages of ~150 tokens: overlapping 110-word stretches of the sample, each
+/// starting elsewhere, so no two are equal.
+fn rag_documents(documents: usize) -> Vec<String> {
+    let words: Vec<&str> = BENCH_TEXT.split_whitespace().collect();
+    (0..documents)
+        .map(|d| {
+            let start = d * 37;
+            (start..start + 110)
+                .map(|i| words[i % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Latency of LongLLMLingua's ranking and of a whole compression, per ranker (fastest of
+/// `repeat`).
+fn rag_latency(
+    lm: &LanguageModel,
+    documents: usize,
+    repeat: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let contexts = rag_documents(documents);
+    let question =
+        "When did the railway arrive in Vellmouth, and what was built next to the sheds?";
+    let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
+    let embedder = SentenceEncoder::load_default().ok();
+    let mut rankers = vec![RankMethod::Longllmlingua, RankMethod::Bm25];
+    if embedder.is_some() {
+        rankers.push(RankMethod::Embedding);
+    }
+    let models = Models {
+        scorer: lm,
+        counter: &counter,
+        embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+    };
+    if !json {
+        println!(
+            "LongLLMLingua, {documents} documents of ~150 tokens + a question, compressed to 1/3:"
+        );
+        println!(
+            "{:>15}  {:>9}  {:>11}  {:>15}",
+            "ranker", "rank s", "compress s", "cl100k tokens"
+        );
+    }
+    let documents_ref: Vec<&str> = contexts.iter().map(String::as_str).collect();
+    for ranker in rankers {
+        let (mut rank_seconds, mut compress_seconds) = (f64::INFINITY, f64::INFINITY);
+        let mut tokens = (0, 0);
+        for _ in 0..repeat {
+            let started = Instant::now();
+            rank(ranker, &documents_ref, question, lm, models.embedder)?;
+            rank_seconds = rank_seconds.min(started.elapsed().as_secs_f64());
+            let mut request = CompressRequest::new(
+                Method::LongLlmlingua(LongLlmlinguaOptions {
+                    rank_method: ranker,
+                    ..LongLlmlinguaOptions::default()
+                }),
+                contexts.clone(),
+            );
+            request.question = question.to_string();
+            request.budget = Budget::Rate(1.0 / 3.0);
+            let started = Instant::now();
+            let result = compress_with(&request, models, None)?;
+            compress_seconds = compress_seconds.min(started.elapsed().as_secs_f64());
+            tokens = (result.origin_tokens, result.compressed_tokens);
+        }
+        let record = RagRecord {
+            documents,
+            ranker: ranker.name(),
+            rank_seconds,
+            compress_seconds,
+            origin_tokens: tokens.0,
+            compressed_tokens: tokens.1,
+        };
+        if json {
+            println!("{}", serde_json::to_string(&record)?);
+        } else {
+            println!(
+                "{:>15}  {:>9.3}  {:>11.3}  {:>7} -> {:>5}",
+                record.ranker,
+                record.rank_seconds,
+                record.compress_seconds,
+                record.origin_tokens,
+                record.compressed_tokens
+            );
         }
     }
     Ok(())
