@@ -165,12 +165,8 @@ pub async fn handle(
             continue;
         }
         let request = options.to_request(String::new(), vec![text.to_string()], String::new())?;
-        let scorer = Arc::clone(&state.scorer);
-        let job_counter = Arc::clone(&counter);
         let result = state
-            .run_blocking(deadline, move || {
-                abridge_core::compress(&request, scorer.as_ref(), job_counter.as_ref(), None)
-            })
+            .run_blocking(deadline, state.compression(request, Arc::clone(&counter)))
             .await??;
         state
             .metrics

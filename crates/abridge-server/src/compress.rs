@@ -47,13 +47,9 @@ pub async fn handle(
     let options: CompressOptions = from_json(Value::Object(fields), "")?;
     let options = options.over(&state.config.compress);
     let request = options.to_request(instruction, contexts, question)?;
-    let counter = options.counter()?;
-
-    let scorer = Arc::clone(&state.scorer);
+    let counter = Arc::new(options.counter()?);
     let result = state
-        .run_blocking(state.deadline(), move || {
-            abridge_core::compress(&request, scorer.as_ref(), &counter, None)
-        })
+        .run_blocking(state.deadline(), state.compression(request, counter))
         .await??;
     state
         .metrics

@@ -21,7 +21,7 @@ pub mod pool;
 use std::future::Future;
 use std::sync::Arc;
 
-use abridge_core::TokenScorer;
+use abridge_core::{CompressRequest, Compressed, Embedder, Models, TokenCounter, TokenScorer};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -46,6 +46,8 @@ const INDEX_HTML: &str = include_str!("../static/index.html");
 pub struct AppState {
     pub config: Config,
     pub scorer: Arc<dyn TokenScorer + Send + Sync>,
+    /// For LongLLMLingua's `embedding` ranker, when one is installed.
+    pub embedder: Option<Arc<dyn Embedder + Send + Sync>>,
     pub pool: Pool,
     pub metrics: Metrics,
     upstream: Option<chat::Upstream>,
@@ -58,10 +60,35 @@ impl AppState {
         Ok(Self {
             config,
             scorer,
+            embedder: None,
             pool,
             metrics: Metrics::default(),
             upstream,
         })
+    }
+
+    /// Adds a sentence embedder (all-MiniLM-L6-v2) for the `embedding` rank method.
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder + Send + Sync>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// A job for [`Self::run_blocking`] that compresses `request` with the state's models.
+    fn compression<C: TokenCounter + Send + Sync + 'static>(
+        &self,
+        request: CompressRequest,
+        counter: Arc<C>,
+    ) -> impl FnOnce() -> abridge_core::Result<Compressed> + Send + 'static {
+        let scorer = Arc::clone(&self.scorer);
+        let embedder = self.embedder.clone();
+        move || {
+            let models = Models {
+                scorer: scorer.as_ref(),
+                counter: counter.as_ref(),
+                embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
+            };
+            abridge_core::compress_with(&request, models, None)
+        }
     }
 
     /// When a request that starts now must have finished compressing.

@@ -2,7 +2,8 @@
 //! one optional. Request options are laid over the config's `[compress]` defaults.
 
 use abridge_core::{
-    Budget, CompressRequest, ContextBudget, LlmlinguaOptions, Method, ProtectOptions, Unit,
+    Budget, CompressRequest, ConditionInQuestion, ContextBudget, LlmlinguaOptions,
+    LongLlmlinguaOptions, Method, ProtectOptions, RankMethod, Reorder, Unit,
 };
 use abridge_models::{TargetTokenizer, TiktokenCounter};
 use serde::Deserialize;
@@ -12,7 +13,7 @@ use crate::ApiError;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompressOptions {
-    /// `llmlingua` (default) or `selective-context`.
+    /// `llmlingua` (default), `longllmlingua` or `selective-context`.
     pub method: Option<String>,
     /// Kept/original target-LLM tokens, in (0, 1]. At most one of rate, target_token, threshold.
     pub rate: Option<f64>,
@@ -36,6 +37,16 @@ pub struct CompressOptions {
     pub context_budget: Option<String>,
     pub use_context_level_filter: Option<bool>,
     pub force_context_ids: Option<Vec<usize>>,
+    /// LongLLMLingua (defaults: the paper's setting): longllmlingua, llmlingua, bm25, gzip or
+    /// embedding (needs all-MiniLM-L6-v2, installed by `abridge models fetch`).
+    pub rank_method: Option<String>,
+    /// LongLLMLingua: none, before, after, before_condition or after_condition.
+    pub condition_in_question: Option<String>,
+    pub condition_compare: Option<bool>,
+    /// LongLLMLingua: original, sort or two_stage.
+    pub reorder_context: Option<String>,
+    pub dynamic_context_compression_ratio: Option<f64>,
+    pub use_sentence_level_filter: Option<bool>,
     /// cl100k_base (default) or o200k_base: the budget's and the reported counts' tokenizer.
     pub target_tokenizer: Option<String>,
 }
@@ -73,11 +84,93 @@ impl CompressOptions {
                 .force_context_ids
                 .clone()
                 .or_else(|| defaults.force_context_ids.clone()),
+            rank_method: self
+                .rank_method
+                .clone()
+                .or_else(|| defaults.rank_method.clone()),
+            condition_in_question: self
+                .condition_in_question
+                .clone()
+                .or_else(|| defaults.condition_in_question.clone()),
+            condition_compare: self.condition_compare.or(defaults.condition_compare),
+            reorder_context: self
+                .reorder_context
+                .clone()
+                .or_else(|| defaults.reorder_context.clone()),
+            dynamic_context_compression_ratio: self
+                .dynamic_context_compression_ratio
+                .or(defaults.dynamic_context_compression_ratio),
+            use_sentence_level_filter: self
+                .use_sentence_level_filter
+                .or(defaults.use_sentence_level_filter),
             target_tokenizer: self
                 .target_tokenizer
                 .clone()
                 .or_else(|| defaults.target_tokenizer.clone()),
         }
+    }
+
+    /// LongLLMLingua's own options that these options set, by name.
+    fn longllmlingua_only(&self) -> [(&'static str, bool); 6] {
+        [
+            ("rank_method", self.rank_method.is_some()),
+            (
+                "condition_in_question",
+                self.condition_in_question.is_some(),
+            ),
+            ("condition_compare", self.condition_compare.is_some()),
+            ("reorder_context", self.reorder_context.is_some()),
+            (
+                "dynamic_context_compression_ratio",
+                self.dynamic_context_compression_ratio.is_some(),
+            ),
+            (
+                "use_sentence_level_filter",
+                self.use_sentence_level_filter.is_some(),
+            ),
+        ]
+    }
+
+    /// LongLLMLingua from the paper's setting, with what these options change.
+    fn longllmlingua(&self) -> Result<LongLlmlinguaOptions, ApiError> {
+        let paper = LongLlmlinguaOptions::paper();
+        let ratio = self
+            .dynamic_context_compression_ratio
+            .unwrap_or(paper.dynamic_context_compression_ratio);
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(ApiError::invalid(format!(
+                "dynamic_context_compression_ratio must be in [0, 1], got {ratio}"
+            )));
+        }
+        Ok(LongLlmlinguaOptions {
+            rank_method: match &self.rank_method {
+                Some(name) => name.parse::<RankMethod>()?,
+                None => paper.rank_method,
+            },
+            condition_in_question: match &self.condition_in_question {
+                Some(name) => name.parse::<ConditionInQuestion>()?,
+                None => paper.condition_in_question,
+            },
+            condition_compare: self.condition_compare.unwrap_or(paper.condition_compare),
+            reorder_context: match &self.reorder_context {
+                Some(name) => name.parse::<Reorder>()?,
+                None => paper.reorder_context,
+            },
+            dynamic_context_compression_ratio: ratio,
+            context_budget: match &self.context_budget {
+                Some(text) => text.parse::<ContextBudget>()?,
+                None => paper.context_budget,
+            },
+            iterative_size: self.iterative_size.unwrap_or(paper.iterative_size),
+            use_context_level_filter: self
+                .use_context_level_filter
+                .unwrap_or(paper.use_context_level_filter),
+            force_context_ids: self.force_context_ids.clone().unwrap_or_default(),
+            use_sentence_level_filter: self
+                .use_sentence_level_filter
+                .unwrap_or(paper.use_sentence_level_filter),
+            ..paper
+        })
     }
 
     /// The library request these options describe. Option errors are `400 invalid_request`;
@@ -98,7 +191,16 @@ impl CompressOptions {
             ),
             ("force_context_ids", self.force_context_ids.is_some()),
         ];
-        let method = match self.method.as_deref().unwrap_or("llmlingua") {
+        let method_name = self.method.as_deref().unwrap_or("llmlingua");
+        if method_name != "longllmlingua" {
+            if let Some((name, _)) = self.longllmlingua_only().iter().find(|(_, given)| *given) {
+                return Err(ApiError::invalid(format!(
+                    "{name} is an option of longllmlingua, not {method_name}: remove it or set \"method\": \"longllmlingua\""
+                )));
+            }
+        }
+        let method = match method_name {
+            "longllmlingua" => Method::LongLlmlingua(self.longllmlingua()?),
             "llmlingua" => {
                 let defaults = LlmlinguaOptions::default();
                 Method::Llmlingua(LlmlinguaOptions {
@@ -123,7 +225,7 @@ impl CompressOptions {
             }
             other => {
                 return Err(ApiError::invalid(format!(
-                    "unknown method `{other}`: use llmlingua or selective-context"
+                    "unknown method `{other}`: use llmlingua, longllmlingua or selective-context"
                 )))
             }
         };
@@ -222,6 +324,56 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown field `rat`"));
+    }
+
+    #[test]
+    fn longllmlingua_starts_from_the_paper_and_takes_its_options() {
+        let request = request(r#"{"method": "longllmlingua"}"#).unwrap();
+        assert_eq!(
+            request.method,
+            Method::LongLlmlingua(LongLlmlinguaOptions::paper())
+        );
+        let request = self::request(
+            r#"{"method": "longllmlingua", "rank_method": "bm25", "reorder_context": "two_stage",
+                "condition_compare": false, "dynamic_context_compression_ratio": 0.4,
+                "iterative_size": 100, "use_sentence_level_filter": true}"#,
+        )
+        .unwrap();
+        let Method::LongLlmlingua(options) = &request.method else {
+            panic!("{:?}", request.method)
+        };
+        assert_eq!(options.rank_method, RankMethod::Bm25);
+        assert_eq!(options.reorder_context, Reorder::TwoStage);
+        assert!(!options.condition_compare);
+        assert_eq!(options.dynamic_context_compression_ratio, 0.4);
+        assert_eq!(options.iterative_size, 100);
+        assert!(options.use_sentence_level_filter);
+        for (json, expected) in [
+            (
+                r#"{"rank_method": "bm25"}"#,
+                "option of longllmlingua, not llmlingua",
+            ),
+            (
+                r#"{"method": "longllmlingua", "rank_method": "cohere"}"#,
+                "unknown rank method `cohere`",
+            ),
+            (
+                r#"{"method": "longllmlingua", "reorder_context": "random"}"#,
+                "two_stage",
+            ),
+            (
+                r#"{"method": "longllmlingua", "dynamic_context_compression_ratio": 2}"#,
+                "[0, 1]",
+            ),
+        ] {
+            let error = self::request(json).unwrap_err();
+            assert_eq!(error.status, 400, "{json}");
+            assert!(
+                error.message.contains(expected),
+                "{json}: {}",
+                error.message
+            );
+        }
     }
 
     #[test]

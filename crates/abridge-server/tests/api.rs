@@ -92,6 +92,39 @@ async fn compress_answers_counts_ratio_timings_and_the_label_map() {
 }
 
 #[tokio::test]
+async fn longllmlingua_ranks_the_relevant_document_first_with_each_ranker() {
+    let server = TestServer::with_toml("").await;
+    let documents = [
+        "Bananas are grown in tropical climates and exported worldwide by ship.",
+        "The railway reached the harbour town of Vellmouth in 1871, and a customs house was built beside the herring sheds.",
+        "Mount Everest is the highest mountain above sea level, on the border of Nepal and China.",
+    ];
+    for rank_method in ["longllmlingua", "bm25", "embedding"] {
+        let body = json!({
+            "method": "longllmlingua",
+            "rank_method": rank_method,
+            "context": documents,
+            "question": "When did the railway reach Vellmouth?",
+            "rate": 0.6,
+            "force_tokens": ["1871"],
+        });
+        let (status, result) = post(&server, body.to_string()).await;
+        assert_eq!(status, 200, "{rank_method}: {result}");
+        let text = result["text"].as_str().unwrap();
+        // Sorted by relevance, the railway document comes first, with its date.
+        let first = text.split("\n\n").next().unwrap();
+        assert!(
+            first.contains("railway") && first.contains("1871"),
+            "{rank_method}: {text}"
+        );
+        assert!(
+            text.ends_with("When did the railway reach Vellmouth?"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
     let server = TestServer::with_toml("[limits]\nmax_body_bytes = 65536").await;
     let huge = json!({"context": long_text(100_000)}).to_string();

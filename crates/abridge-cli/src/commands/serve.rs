@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use abridge_models::SentenceEncoder;
 use abridge_server::{AppState, Config};
 use anyhow::Context;
 
@@ -49,7 +50,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.limits.workers = workers;
     }
     let model = Arc::new(args.model.load()?);
-    let state = Arc::new(AppState::new(config, model)?);
+    let mut state = AppState::new(config, model)?;
+    match SentenceEncoder::load_default() {
+        Ok(embedder) => state = state.with_embedder(Arc::new(embedder)),
+        Err(e) => tracing::warn!("no embedding ranker: {e} (`abridge models fetch` installs it)"),
+    }
+    let state = Arc::new(state);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

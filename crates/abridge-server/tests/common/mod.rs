@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use abridge_models::{fetch, LanguageModel, LoadOptions};
+use abridge_models::{fetch, LanguageModel, LoadOptions, SentenceEncoder};
 use abridge_server::{AppState, Config};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -30,6 +30,18 @@ pub fn model() -> Arc<LanguageModel> {
     }))
 }
 
+/// all-MiniLM-L6-v2, which `abridge serve` adds when it is installed.
+pub fn embedder() -> Arc<SentenceEncoder> {
+    static EMBEDDER: OnceLock<Arc<SentenceEncoder>> = OnceLock::new();
+    Arc::clone(EMBEDDER.get_or_init(|| {
+        Arc::new(
+            SentenceEncoder::load_default().unwrap_or_else(|e| {
+                panic!("{e} (the tests need MiniLM: run scripts/fetch-models.sh)")
+            }),
+        )
+    }))
+}
+
 /// A server running on its own task until dropped (or `stop`ped).
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -40,7 +52,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let state = Arc::new(AppState::new(config, model()).expect("a valid config"));
+        let state = Arc::new(
+            AppState::new(config, model())
+                .expect("a valid config")
+                .with_embedder(embedder()),
+        );
         let listener = abridge_server::bind("127.0.0.1", 0).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
