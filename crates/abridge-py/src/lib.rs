@@ -114,9 +114,10 @@ impl Engine {
             _ => None,
         };
         let models = Models {
-            scorer: &self.scorer,
+            scorer: Some(&self.scorer),
             counter: &self.counter,
             embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
+            classifier: None,
         };
         let result = compress_with(&plan.request, models, None)?;
         let output = output::Output::new(result, &plan, &self.counter);
