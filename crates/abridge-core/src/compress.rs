@@ -1,5 +1,6 @@
 //! The entry point: a [`CompressRequest`] in, a [`Compressed`] prompt out.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,8 @@ pub struct Compressed {
     pub source: String,
     /// Every unit of `source`, in order, with what happened to it.
     pub spans: Vec<LabeledSpan>,
+    /// Each context's byte range in `source`, in the order of `source`.
+    pub contexts: Vec<Range<usize>>,
     pub origin_tokens: usize,
     pub compressed_tokens: usize,
     /// The token target the budget set (none for a threshold budget).
@@ -314,6 +317,7 @@ pub fn compress_with(
         text: compressed,
         source: prompt.text.clone(),
         spans,
+        contexts: prompt.contexts.clone(),
         origin_tokens,
         compressed_tokens,
         target_tokens,
