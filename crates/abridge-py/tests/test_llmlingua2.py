@@ -25,7 +25,7 @@ def test_result_keys_and_the_rate(llmlingua2, sample):
     result = llmlingua2.compress_prompt(sample, rate=0.4, force_tokens=["\n", "?"])
     assert LLMLINGUA2_KEYS <= set(result)
     assert result["method"] == "llmlingua2"
-    assert result["compressed_prompt_list"] == [result["compressed_prompt"]]
+    assert result["compressed_prompt_list"] == [result["compressed_prompt"].strip()]
     target = result["target_tokens"]
     assert abs(result["compressed_tokens"] - target) <= max(1, 0.03 * target)
     assert all(0.0 <= span["score"] <= 1.0 for span in result["label_map"] if span["score"] is not None)
