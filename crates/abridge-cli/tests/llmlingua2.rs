@@ -214,3 +214,26 @@ fn bad_models_and_options_name_the_fix() {
         );
     }
 }
+
+#[test]
+fn bench_times_a_classifier() {
+    let output = abridge(
+        &[
+            "bench",
+            "--classifier",
+            BERT,
+            "--lengths",
+            "64",
+            "--repeat",
+            "1",
+            "--pipeline",
+            "--json",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let record: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(record["tokens"], 64);
+    assert!(record["tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(record["pipelines"][0]["method"], "llmlingua2");
+}
