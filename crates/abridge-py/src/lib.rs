@@ -83,9 +83,9 @@ impl From<abridge_models::Error> for Failure {
 /// The model a compressor reads the prompt with.
 enum Reader {
     /// A causal LM (LLMLingua, LongLLMLingua, Selective Context).
-    Scorer(LanguageModel),
+    Scorer(Box<LanguageModel>),
     /// A token classifier (LLMLingua-2).
-    Classifier(TokenClassificationModel),
+    Classifier(Box<TokenClassificationModel>),
 }
 
 /// The loaded models: the scoring LM or the token classifier, the target LLM's token counter
@@ -133,8 +133,8 @@ impl Engine {
         };
         let (scorer, classifier): (Option<&dyn TokenScorer>, Option<&dyn TokenClassifier>) =
             match &self.reader {
-                Reader::Scorer(lm) => (Some(lm), None),
-                Reader::Classifier(classifier) => (None, Some(classifier)),
+                Reader::Scorer(lm) => (Some(lm.as_ref()), None),
+                Reader::Classifier(classifier) => (None, Some(classifier.as_ref())),
             };
         let models = Models {
             scorer,
@@ -174,7 +174,7 @@ impl Engine {
                     )
                 })?;
                 return Ok(Self {
-                    reader: Reader::Classifier(TokenClassificationModel::load(&path)?),
+                    reader: Reader::Classifier(Box::new(TokenClassificationModel::load(&path)?)),
                     counter,
                     embedder: Mutex::new(None),
                 });
@@ -188,7 +188,7 @@ impl Engine {
                 ..LoadOptions::default()
             };
             Ok(Self {
-                reader: Reader::Scorer(LanguageModel::load(&path, options)?),
+                reader: Reader::Scorer(Box::new(LanguageModel::load(&path, options)?)),
                 counter,
                 embedder: Mutex::new(None),
             })
