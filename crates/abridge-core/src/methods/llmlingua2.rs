@@ -60,7 +60,7 @@ pub struct Llmlingua2Options {
     pub target_context: Option<usize>,
     /// Fraction of contexts the filter keeps, in (0, 1].
     pub context_level_rate: Option<f64>,
-    /// The filter keeps this share of the contexts' tokens, as a fraction of contexts.
+    /// The filter keeps the fraction `this / the contexts' tokens` of the contexts.
     pub context_level_target_token: Option<usize>,
     /// Weight in [0, 1] of the question's relevance in a word's score; 0 ignores the question.
     pub question_weight: f32,
