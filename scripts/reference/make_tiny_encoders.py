@@ -15,14 +15,19 @@ larger than transformers' init so attention and logits vary from token to token.
 tokenizers are trained on the small multilingual corpus below with the `tokenizers` package, so
 characters outside it (some emoji) become the unknown token, as they do in mBERT.
 
+Benchmark sizes (`--size minilm`: BERT shaped like all-MiniLM-L6-v2, 6 layers, hidden 384;
+`--size xlmr-large`: XLM-R shaped like xlm-roberta-large, 24 layers, hidden 1024, 16 heads, a
+250,002-row embedding table, about 2.2 GB) make one random checkpoint with the same tokenizer,
+for timing only: write them outside the repository (e.g. /tmp), never commit them.
+
 Needs: numpy, safetensors, tokenizers, sentencepiece, protobuf, transformers (no torch). Usage:
-    python scripts/reference/make_tiny_encoders.py [OUT_DIR]
+    python scripts/reference/make_tiny_encoders.py [OUT_DIR] [--size tiny|minilm|xlmr-large]
 OUT_DIR defaults to crates/abridge-models/tests/fixtures. Then run encoder_reference.py.
 """
 
+import argparse
 import json
 import os
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -32,7 +37,14 @@ from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS, HIDDEN, HEADS, INTERMEDIATE, LABELS = 2, 64, 4, 128, 2
+LABELS = 2
+# Model shapes: (layers, hidden, heads, intermediate, vocab rows or None for the tokenizer's).
+SIZES = {
+    "tiny": (2, 64, 4, 128, None),
+    "minilm": (6, 384, 12, 1536, 30522),
+    "xlmr-large": (24, 1024, 16, 4096, 250002),
+}
+LAYERS, HIDDEN, HEADS, INTERMEDIATE, _ = SIZES["tiny"]
 # sentencepiece's vocabulary size for the XLM-R tokenizer.
 VOCAB = 400
 
@@ -140,7 +152,8 @@ def random_weights(rng, prefix, vocab, positions, token_types):
         w[f"{name}.bias"] = normal((HIDDEN,), 0.05)
 
     def linear(name, outputs, inputs, std):
-        w[f"{name}.weight"] = normal((outputs, inputs), std)
+        # Scaled so wider layers keep the tiny model's activation sizes (no change at hidden 64).
+        w[f"{name}.weight"] = normal((outputs, inputs), std * (64 / min(inputs, HIDDEN)) ** 0.5)
         w[f"{name}.bias"] = normal((outputs,), 0.05)
 
     w[f"{prefix}embeddings.word_embeddings.weight"] = normal((vocab, HIDDEN), 0.5)
@@ -180,7 +193,7 @@ def common_config(vocab):
     }
 
 
-def save(out: Path, config: dict, tokenizer: Tokenizer, weights: dict) -> None:
+def save(out: Path, config: dict, tokenizer: Tokenizer, weights: dict, small: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save(str(out / "tokenizer.json"))
@@ -189,11 +202,18 @@ def save(out: Path, config: dict, tokenizer: Tokenizer, weights: dict) -> None:
     size = sum((out / name).stat().st_size for name in ("config.json", "tokenizer.json", "model.safetensors"))
     print(f"{out}: vocab {tokenizer.get_vocab_size()}, {size / 1024:.0f} KiB")
     # With the reference outputs (about 60 KiB) each fixture folder stays under 1 MB.
-    assert size < 900 << 10, "fixtures must stay small"
+    assert not small or size < 900 << 10, "fixtures must stay small"
 
 
 def main() -> None:
-    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "crates/abridge-models/tests/fixtures"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "crates/abridge-models/tests/fixtures")
+    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    args = parser.parse_args()
+    out_dir = args.out_dir
+    if args.size != "tiny":
+        make_benchmark_model(out_dir, args.size)
+        return
 
     bert_tok = build_wordpiece()
     vocab = bert_tok.get_vocab_size()
@@ -224,6 +244,39 @@ def main() -> None:
     }
     rng = np.random.default_rng(20240502)
     save(out_dir / "tiny-xlmr-tokcls", xlmr_config, xlmr_tok, random_weights(rng, "roberta.", vocab, 514, 1))
+
+
+def make_benchmark_model(out_dir: Path, size: str) -> None:
+    """One random checkpoint of a real model's size (BERT for minilm, XLM-R for xlmr-large)."""
+    global LAYERS, HIDDEN, HEADS, INTERMEDIATE
+    LAYERS, HIDDEN, HEADS, INTERMEDIATE, vocab = SIZES[size]
+    rng = np.random.default_rng(20240503)
+    if size == "minilm":
+        config = common_config(vocab) | {
+            "architectures": ["BertForTokenClassification"],
+            "layer_norm_eps": 1e-12,
+            "max_position_embeddings": 512,
+            "model_type": "bert",
+            "pad_token_id": 0,
+            "type_vocab_size": 2,
+        }
+        weights = random_weights(rng, "bert.", vocab, 512, 2)
+        save(out_dir / "bench-minilm-tokcls", config, build_wordpiece(), weights, small=False)
+        return
+    with tempfile.TemporaryDirectory() as work:
+        tokenizer = build_unigram(Path(work))
+    config = common_config(vocab) | {
+        "architectures": ["XLMRobertaForTokenClassification"],
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "layer_norm_eps": 1e-5,
+        "max_position_embeddings": 514,
+        "model_type": "xlm-roberta",
+        "pad_token_id": 1,
+        "type_vocab_size": 1,
+    }
+    weights = random_weights(rng, "roberta.", vocab, 514, 1)
+    save(out_dir / "bench-xlmr-large-tokcls", config, tokenizer, weights, small=False)
 
 
 if __name__ == "__main__":

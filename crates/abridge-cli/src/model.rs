@@ -9,7 +9,8 @@ use abridge_models::{LanguageModel, LoadOptions};
 /// Options shared by every command that loads the scoring model.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A llama-family GGUF file (llama, qwen2) to score with [default: SmolLM2-135M-Instruct Q4_1].
+    /// A llama-family GGUF file (llama, qwen2) to score with [default: SmolLM2-135M-Instruct Q4_1];
+    /// for `compress --method llmlingua2`, a token-classification model folder.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 

@@ -14,7 +14,8 @@ pub enum Budget {
     /// Tokens of the whole compressed prompt, instruction and question included (LLMLingua's
     /// `target_token`, but counted in the target LLM's tokenizer).
     TargetTokens(usize),
-    /// Keep every unit whose score (mean surprisal per model token, in nats) is at least this.
+    /// Keep every unit whose score (mean surprisal per model token, in nats; for LLMLingua-2 a
+    /// keep-probability in [0, 1]) is at least this.
     Threshold(f32),
 }
 

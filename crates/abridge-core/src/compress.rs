@@ -1,18 +1,19 @@
 //! The entry point: a [`CompressRequest`] in, a [`Compressed`] prompt out.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, Target};
-use crate::methods::{llmlingua, longllmlingua, selective_context, Method};
+use crate::methods::{llmlingua, llmlingua2, longllmlingua, selective_context, Method};
 use crate::prompt::Prompt;
 use crate::protect::{normalize, ProtectOptions};
 use crate::render::{render, LabeledSpan};
 use crate::score::{Meter, Progress};
 use crate::segment::{units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words};
 use crate::select::{select, Plan};
-use crate::{Embedder, Result, TokenCounter, TokenScorer};
+use crate::{Embedder, Error, ModelToken, Result, TokenClassifier, TokenCounter, TokenScorer};
 
 /// What to compress and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,8 @@ pub struct Compressed {
     pub source: String,
     /// Every unit of `source`, in order, with what happened to it.
     pub spans: Vec<LabeledSpan>,
+    /// Each context's byte range in `source`, in the order of `source`.
+    pub contexts: Vec<Range<usize>>,
     pub origin_tokens: usize,
     pub compressed_tokens: usize,
     /// The token target the budget set (none for a threshold budget).
@@ -87,12 +90,15 @@ pub struct Compressed {
 /// The models a compression may use.
 #[derive(Clone, Copy)]
 pub struct Models<'a> {
-    /// The scoring model (causal LM surprisal).
-    pub scorer: &'a dyn TokenScorer,
+    /// The scoring model (causal LM surprisal), for every method but LLMLingua-2.
+    pub scorer: Option<&'a dyn TokenScorer>,
     /// The target LLM's tokenizer, for budgets and reported counts.
     pub counter: &'a dyn TokenCounter,
-    /// A sentence embedder, for LongLLMLingua's `embedding` ranker.
+    /// A sentence embedder, for LongLLMLingua's `embedding` ranker and question-aware
+    /// LLMLingua-2 (which falls back to BM25 without one).
     pub embedder: Option<&'a dyn Embedder>,
+    /// The token classifier LLMLingua-2 needs.
+    pub classifier: Option<&'a dyn TokenClassifier>,
 }
 
 /// Compresses a prompt. Bad input or options are [`crate::Error::InvalidInput`] with a message
@@ -107,9 +113,10 @@ pub fn compress(
     compress_with(
         request,
         Models {
-            scorer,
+            scorer: Some(scorer),
             counter,
             embedder: None,
+            classifier: None,
         },
         progress,
     )
@@ -126,6 +133,7 @@ pub fn compress_with(
         scorer,
         counter,
         embedder,
+        classifier,
     } = models;
     let started = Instant::now();
     request.budget.validate()?;
@@ -134,8 +142,23 @@ pub fn compress_with(
         Method::LongLlmlingua(options) => {
             options.validate(request.contexts.len(), &request.question)?
         }
+        Method::Llmlingua2(options) => options.validate(request.contexts.len(), &request.budget)?,
         Method::SelectiveContext => {}
     }
+    // Checked before any work, so a missing model is reported first.
+    let (lm, classifier) = match &request.method {
+        Method::Llmlingua2(_) => (None, Some(classifier.ok_or_else(|| {
+            Error::InvalidInput(
+                "LLMLingua-2 needs a token classifier: pass a *ForTokenClassification model folder (e.g. --model DIR)".into(),
+            )
+        })?)),
+        _ => (Some(scorer.ok_or_else(|| {
+            Error::InvalidInput(
+                "this method needs a scoring language model: pass one (e.g. --model FILE.gguf)".into(),
+            )
+        })?), None),
+    };
+    let scorer = || lm.expect("checked above: every method but LLMLingua-2 has a scorer");
     let prompt = Prompt::assemble(
         &request.instruction,
         &request.contexts,
@@ -153,7 +176,7 @@ pub fn compress_with(
                 &request.question,
                 options,
                 target,
-                scorer,
+                scorer(),
                 embedder,
                 counter,
                 &mut meter,
@@ -169,33 +192,73 @@ pub fn compress_with(
         _ => (prompt, None),
     };
     let text = prompt.text.as_str();
+    let classified = match classifier {
+        Some(classifier) => llmlingua2::classify(&prompt, classifier, &mut meter)?,
+        None => Vec::new(),
+    };
     let mut protected = request.protect.protected_ranges(text)?;
     protected.extend(prompt.keep.iter().cloned());
     let protected = normalize(text, protected);
 
     let needs_prompt_tokens =
         request.unit == Unit::Token || request.method == Method::SelectiveContext;
-    let prompt_tokens = if needs_prompt_tokens {
-        meter.tokenize(scorer, text)?
-    } else {
-        Vec::new()
+    let prompt_tokens = match lm {
+        Some(scorer) if needs_prompt_tokens => meter.tokenize(scorer, text)?,
+        // LLMLingua-2's tokens are the classifier's (ids are not needed).
+        _ => classified
+            .iter()
+            .flatten()
+            .map(|(span, _)| ModelToken {
+                id: 0,
+                span: span.clone(),
+            })
+            .collect(),
     };
     let units = match request.unit {
         Unit::Token => units_from_tokens(text, &prompt_tokens),
+        Unit::Word if classifier.is_some() => llmlingua2::words(
+            text,
+            &classified.concat(),
+            &request.protect.force_token_ranges(text)?,
+        ),
         Unit::Word => Words.segment(text),
         Unit::Phrase => Phrases.segment(text),
         Unit::Sentence => Sentences.segment(text),
     };
     let mut plan = Plan::new(text, units, &protected, &prompt.rated);
 
+    let mut decided = None;
     let (scores, window_kept) = match &request.method {
         Method::SelectiveContext => (
-            selective_context::unit_scores(&plan.units, &prompt_tokens, scorer, &mut meter)?,
+            selective_context::unit_scores(&plan.units, &prompt_tokens, scorer(), &mut meter)?,
             None,
         ),
+        Method::Llmlingua2(options) => {
+            let force_units =
+                llmlingua2::force_units(text, &plan.units, &request.protect.force_tokens);
+            let inputs = llmlingua2::Inputs {
+                tokens: &classified,
+                question: &request.question,
+                embedder,
+                counter,
+                budget: request.budget,
+                target,
+                window: classifier.map_or(usize::MAX, |c| c.window_tokens()),
+                force_units: &force_units,
+            };
+            let scored = llmlingua2::score(&prompt, &mut plan, options, &inputs)?;
+            decided = Some(scored.kept);
+            (scored.scores, None)
+        }
         Method::Llmlingua(options) => {
             let scored = llmlingua::score(
-                &prompt, &mut plan, options, target, scorer, counter, &mut meter,
+                &prompt,
+                &mut plan,
+                options,
+                target,
+                scorer(),
+                counter,
+                &mut meter,
             )?;
             (scored.scores, Some(scored.window_kept))
         }
@@ -211,7 +274,7 @@ pub fn compress_with(
                 &request.question,
                 options,
                 target,
-                scorer,
+                scorer(),
                 embedder,
                 counter,
                 &mut meter,
@@ -221,14 +284,16 @@ pub fn compress_with(
     };
     meter.finish();
 
-    let kept = select(
-        text,
-        &plan,
-        &scores,
-        window_kept.as_deref(),
-        target,
-        counter,
-    );
+    let kept = decided.unwrap_or_else(|| {
+        select(
+            text,
+            &plan,
+            &scores,
+            window_kept.as_deref(),
+            target,
+            counter,
+        )
+    });
     let compressed = render(text, &plan.units, &kept);
     let compressed_tokens = counter.count(&compressed);
     let protected_units = plan.kept_by_role();
@@ -252,6 +317,7 @@ pub fn compress_with(
         text: compressed,
         source: prompt.text.clone(),
         spans,
+        contexts: prompt.contexts.clone(),
         origin_tokens,
         compressed_tokens,
         target_tokens,

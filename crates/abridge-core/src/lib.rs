@@ -9,7 +9,8 @@
 //! - [`render`]: kept units back to text, whitespace preserved, plus a label map;
 //! - [`rank`] and [`coarse`]: document ranking (perplexity, BM25, gzip, embeddings), the
 //!   context and sentence filters, reordering and dynamic ratios (LongLLMLingua's coarse stage);
-//! - [`methods`]: Selective Context, LLMLingua and LongLLMLingua as compositions of those stages;
+//! - [`methods`]: Selective Context, LLMLingua, LongLLMLingua and LLMLingua-2 as compositions of
+//!   those stages;
 //! - [`compress()`]: the entry point front ends call; [`recover()`] restores compressed spans
 //!   an LLM quoted in its response.
 //!
@@ -38,7 +39,8 @@ pub use coarse::Reorder;
 pub use compress::{compress, compress_with, CompressRequest, Compressed, Models, Timings};
 pub use error::{BoxError, Error, Result};
 pub use methods::{
-    ConditionInQuestion, ContextBudget, LlmlinguaOptions, LongLlmlinguaOptions, Method,
+    ConditionInQuestion, ContextBudget, Llmlingua2Options, LlmlinguaOptions, LongLlmlinguaOptions,
+    Method,
 };
 pub use protect::ProtectOptions;
 pub use rank::{rank, QuestionPosition, RankMethod, Ranked};

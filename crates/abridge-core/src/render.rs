@@ -23,7 +23,8 @@ pub struct LabeledSpan {
     /// Kept whatever the budget: protected (instruction, question, force tokens, digits,
     /// patterns, code, `<abridge keep>`), or the text's whitespace tail.
     pub protected: bool,
-    /// Mean surprisal per model token in nats, where the unit was scored.
+    /// Mean surprisal per model token in nats, where the unit was scored; for LLMLingua-2 the
+    /// keep-probability (combined with the question's relevance when there is one).
     pub score: Option<f32>,
 }
 

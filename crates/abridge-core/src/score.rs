@@ -49,7 +49,7 @@ impl<'a> Meter<'a> {
         self.advance(self.total.saturating_sub(self.done));
     }
 
-    fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+    pub fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let result = f();
         self.model_time += started.elapsed();

@@ -59,6 +59,10 @@ pub trait TokenCounter {
 pub trait TokenClassifier {
     /// Keep-probabilities of the tokens of `text`, each with its byte range.
     fn keep_probabilities(&self, text: &str) -> Result<Vec<(Range<usize>, f32)>, BoxError>;
+
+    /// Text tokens the classifier reads in one window (LLMLingua-2's compat mode thresholds
+    /// chunks of this size).
+    fn window_tokens(&self) -> usize;
 }
 
 /// A sentence embedder (e.g. all-MiniLM-L6-v2): one unit-length vector per text.

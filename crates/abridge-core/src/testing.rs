@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::scoring::{Embedder, ModelToken, ScoringSession, TokenCounter, TokenScorer};
+use crate::scoring::{
+    Embedder, ModelToken, ScoringSession, TokenClassifier, TokenCounter, TokenScorer,
+};
+use crate::segment::is_cjk;
 use crate::BoxError;
 
 /// Tokenizes like a word-level model (a word with its leading whitespace is one token) and
@@ -139,6 +142,78 @@ impl ScoringSession for FakeSession<'_> {
     }
 }
 
+/// A token classifier with fixed keep-probabilities. It tokenizes roughly like XLM-R: a run of
+/// letters and digits is a token, every other non-space character is one, except that CJK
+/// characters pair up (`我们很好` is `我们`, `很好`); spaces belong to no token. A token's
+/// probability comes from a table, else 0.5.
+#[derive(Debug, Default)]
+pub struct FakeClassifier {
+    probabilities: HashMap<String, f32>,
+    window: Option<usize>,
+}
+
+impl FakeClassifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the keep-probability of a token.
+    pub fn with(mut self, token: &str, probability: f32) -> Self {
+        self.probabilities.insert(token.to_string(), probability);
+        self
+    }
+
+    /// Sets the tokens per window (default: unlimited).
+    pub fn with_window(mut self, tokens: usize) -> Self {
+        self.window = Some(tokens);
+        self
+    }
+
+    /// The byte ranges of the tokens of `text`.
+    pub fn tokenize(text: &str) -> Vec<std::ops::Range<usize>> {
+        let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut previous: Option<char> = None;
+        for (i, c) in text.char_indices() {
+            let joins = match (previous, spans.last()) {
+                (Some(p), Some(last)) if last.end == i => {
+                    (p.is_alphanumeric() && !is_cjk(p) && c.is_alphanumeric() && !is_cjk(c))
+                        || (is_cjk(p) && is_cjk(c) && text[last.clone()].chars().count() == 1)
+                }
+                _ => false,
+            };
+            if c.is_whitespace() {
+                previous = None;
+                continue;
+            }
+            match spans.last_mut() {
+                Some(last) if joins => last.end = i + c.len_utf8(),
+                _ => spans.push(i..i + c.len_utf8()),
+            }
+            previous = Some(c);
+        }
+        spans
+    }
+}
+
+impl TokenClassifier for FakeClassifier {
+    fn keep_probabilities(
+        &self,
+        text: &str,
+    ) -> Result<Vec<(std::ops::Range<usize>, f32)>, BoxError> {
+        Ok(Self::tokenize(text)
+            .into_iter()
+            .map(|span| {
+                let p = self.probabilities.get(&text[span.clone()]).copied();
+                (span, p.unwrap_or(0.5))
+            })
+            .collect())
+    }
+
+    fn window_tokens(&self) -> usize {
+        self.window.unwrap_or(usize::MAX)
+    }
+}
+
 /// Embeds a text as its normalised bag of words (lower-cased alphanumeric runs hashed into 64
 /// dimensions), so texts sharing words are similar. The empty text is the zero vector.
 #[derive(Debug, Default, Clone, Copy)]
@@ -204,5 +279,18 @@ mod tests {
         assert_eq!(session.len(), 4);
         session.truncate(1);
         assert_eq!(session.len(), 1);
+    }
+
+    #[test]
+    fn fake_classifier_tokens() {
+        let text = "Hi, 2 cats 我们很好。";
+        let tokens: Vec<&str> = FakeClassifier::tokenize(text)
+            .into_iter()
+            .map(|s| &text[s])
+            .collect();
+        assert_eq!(tokens, ["Hi", ",", "2", "cats", "我们", "很好", "。"]);
+        let classifier = FakeClassifier::new().with("cats", 0.9);
+        let probabilities = classifier.keep_probabilities("the cats").unwrap();
+        assert_eq!(probabilities, vec![(0..3, 0.5), (4..8, 0.9)]);
     }
 }

@@ -149,9 +149,10 @@ fn every_rank_method_finds_the_relevant_document() {
         };
         let request = request(options, Budget::TargetTokens(12));
         let models = Models {
-            scorer: &scorer(),
+            scorer: Some(&scorer()),
             counter: &WordCounter,
             embedder: Some(&FakeEmbedder),
+            classifier: None,
         };
         let result = compress_with(&request, models, None).unwrap();
         assert!(

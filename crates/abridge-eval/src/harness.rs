@@ -53,6 +53,8 @@ impl EvalMethod {
                 RankMethod::Gzip => "longllmlingua-gzip",
                 RankMethod::Embedding => "longllmlingua-embedding",
             },
+            // Not in NAMES: the harness has no token classifier to run it with yet.
+            Self::Abridge(Method::Llmlingua2(_)) => "llmlingua2",
         }
     }
 
@@ -169,9 +171,10 @@ fn run_abridge(
     request.budget = Budget::Rate(rate);
     request.markup = false;
     let models = abridge_core::Models {
-        scorer,
+        scorer: Some(scorer),
         counter,
         embedder,
+        classifier: None,
     };
     let compressed = compress_with(&request, models, None)?;
     let (source, region) = assemble(case);

@@ -154,4 +154,8 @@ impl TokenClassifier for TokenClassificationModel {
             .pop()
             .unwrap_or_default())
     }
+
+    fn window_tokens(&self) -> usize {
+        TokenClassificationModel::window_tokens(self)
+    }
 }

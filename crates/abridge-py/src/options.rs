@@ -16,9 +16,9 @@
 //!   make it LongLLMLingua, with LLMLingua's rules for `condition_in_question`.
 
 use abridge_core::{
-    Budget, CompressRequest, ConditionInQuestion, ContextBudget, KeepSentences, LlmlinguaOptions,
-    LongLlmlinguaOptions, Method, ProtectOptions, QuestionPosition, RankMethod, Reorder,
-    TokenCounter, Unit,
+    Budget, CompressRequest, ConditionInQuestion, ContextBudget, KeepSentences, Llmlingua2Options,
+    LlmlinguaOptions, LongLlmlinguaOptions, Method, ProtectOptions, QuestionPosition, RankMethod,
+    Reorder, TokenCounter, Unit,
 };
 use abridge_core::{Error, Result};
 use serde::Deserialize;
@@ -52,7 +52,14 @@ pub struct PromptOptions {
     pub rank_method: String,
     pub concate_question: bool,
     pub context_budget: String,
+    // LLMLingua-2's (a negative count or a rate of 1 means "not given", as in llmlingua).
+    pub drop_consecutive: bool,
+    pub target_context: i64,
+    pub context_level_rate: f64,
+    pub context_level_target_token: i64,
     // abridge's own options.
+    pub llmlingua2_compat: bool,
+    pub question_weight: f32,
     pub threshold: Option<f32>,
     pub unit: Option<String>,
     pub markup: bool,
@@ -95,6 +102,20 @@ impl PromptOptions {
             parts.push(self.question.as_str());
         }
         parts
+    }
+
+    fn llmlingua2(&self) -> Method {
+        let count = |n: i64| usize::try_from(n).ok();
+        Method::Llmlingua2(Llmlingua2Options {
+            compat: self.llmlingua2_compat,
+            drop_consecutive: self.drop_consecutive,
+            use_context_level_filter: self.use_context_level_filter,
+            force_context_ids: self.force_context_ids.clone().unwrap_or_default(),
+            target_context: count(self.target_context),
+            context_level_rate: (self.context_level_rate != 1.0).then_some(self.context_level_rate),
+            context_level_target_token: count(self.context_level_target_token),
+            question_weight: self.question_weight,
+        })
     }
 
     fn method(&self) -> Result<Method> {
@@ -194,8 +215,13 @@ impl PromptOptions {
         Budget::from_options(None, Some(target as i64), None)
     }
 
-    pub fn to_plan(&self, counter: &dyn TokenCounter) -> Result<Plan> {
-        let method = self.method()?;
+    /// The plan for an engine that holds a token classifier (`llmlingua2`) or a causal LM.
+    pub fn to_plan(&self, counter: &dyn TokenCounter, llmlingua2: bool) -> Result<Plan> {
+        let method = if llmlingua2 {
+            self.llmlingua2()
+        } else {
+            self.method()?
+        };
         let mut request = CompressRequest::new(method, self.context.clone());
         request.budget = self.budget(counter)?;
         if let Some(unit) = &self.unit {

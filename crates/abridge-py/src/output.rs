@@ -1,6 +1,7 @@
 //! A [`Compressed`] result as the Python side reads it: character offsets instead of byte
 //! offsets in the label map, and the question taken off when `concate_question=False`.
 
+use abridge_core::render::render;
 use abridge_core::{Compressed, Method, TokenCounter};
 use serde::Serialize;
 
@@ -20,6 +21,9 @@ pub struct Label {
 #[derive(Debug, Serialize)]
 pub struct Output {
     pub compressed_prompt: String,
+    /// Each context's compressed text, without the contexts the context filter dropped
+    /// (LLMLingua-2's `compressed_prompt_list`).
+    pub compressed_prompt_list: Vec<String>,
     pub origin_tokens: usize,
     pub compressed_tokens: usize,
     pub ratio: f64,
@@ -47,6 +51,21 @@ impl Output {
             }
         }
         let origin_tokens = result.origin_tokens;
+        let compressed_prompt_list = result
+            .contexts
+            .iter()
+            .filter_map(|context| {
+                let spans: Vec<_> = result
+                    .spans
+                    .iter()
+                    .filter(|s| s.span.start < context.end && s.span.end > context.start)
+                    .collect();
+                let units: Vec<_> = spans.iter().map(|s| s.span.clone()).collect();
+                let kept: Vec<bool> = spans.iter().map(|s| s.kept).collect();
+                let text = render(&result.source, &units, &kept).trim().to_string();
+                (!text.is_empty()).then_some(text)
+            })
+            .collect();
         let label_map = {
             let char_offset = char_offsets(&result.source);
             result
@@ -64,6 +83,7 @@ impl Output {
         };
         Self {
             compressed_prompt: text,
+            compressed_prompt_list,
             origin_tokens,
             compressed_tokens,
             ratio: origin_tokens as f64 / compressed_tokens.max(1) as f64,
@@ -76,6 +96,7 @@ impl Output {
                 Method::SelectiveContext => "selective-context",
                 Method::Llmlingua(_) => "llmlingua",
                 Method::LongLlmlingua(_) => "longllmlingua",
+                Method::Llmlingua2(_) => "llmlingua2",
             },
             model_seconds: result.timings.model_seconds,
             total_seconds: result.timings.total_seconds,

@@ -222,8 +222,10 @@ def test_recover(compressor):
 def test_constructor_contract():
     from abridge import PromptCompressor
 
-    with pytest.raises(NotImplementedError, match="LLMLingua-2"):
+    with pytest.raises(ValueError, match="model_name=DIR"):
         PromptCompressor(use_llmlingua2=True)
+    with pytest.raises(NotImplementedError, match="SecurityLingua"):
+        PromptCompressor(use_slingua=True)
     with pytest.raises(ValueError, match="hub"):
         PromptCompressor("NousResearch/Llama-2-7b-hf")
     with pytest.raises(FileNotFoundError):

@@ -83,9 +83,10 @@ impl AppState {
         let embedder = self.embedder.clone();
         move || {
             let models = Models {
-                scorer: scorer.as_ref(),
+                scorer: Some(scorer.as_ref()),
                 counter: counter.as_ref(),
                 embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
+                classifier: None,
             };
             abridge_core::compress_with(&request, models, None)
         }

@@ -1,10 +1,14 @@
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use abridge_core::{
-    compress, compress_with, rank, Budget, CompressRequest, LlmlinguaOptions, LongLlmlinguaOptions,
-    Method, Models, RankMethod,
+    compress, compress_with, rank, Budget, CompressRequest, Llmlingua2Options, LlmlinguaOptions,
+    LongLlmlinguaOptions, Method, Models, RankMethod,
 };
-use abridge_models::{kernels, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter};
+use abridge_models::{
+    kernels, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    TokenClassificationModel,
+};
 use anyhow::ensure;
 use serde::Serialize;
 
@@ -27,20 +31,26 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Also time whole compressions (LLMLingua and Selective Context at rate 0.5) of inputs of
-    /// each length, and the share of their time spent outside the model.
+    /// Also time whole compressions (LLMLingua and Selective Context at rate 0.5, or LLMLingua-2
+    /// with --classifier) of inputs of each length, and the share of their time spent outside
+    /// the model.
     #[arg(long)]
     pipeline: bool,
 
+    /// Time a token-classification (LLMLingua-2) model folder instead of the scoring LM; lengths
+    /// are then in classifier tokens, read in windows of the encoder's size.
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    classifier: Option<PathBuf>,
+
     /// Also time each length on the portable kernel bodies (what a CPU without AVX2 runs) in the
     /// same run, and print the SIMD kernels' speed-up over them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "classifier")]
     compare_portable: bool,
 
     /// Also time LongLLMLingua on a RAG-shaped prompt: N documents of about 150 tokens and a
     /// question, ranked and compressed to 1/3, with each coarse ranker (embedding: if MiniLM is
     /// installed).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "classifier")]
     documents: Option<usize>,
 
     #[command(flatten)]
@@ -72,20 +82,24 @@ struct PipelineRecord {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.repeat > 0, "--repeat must be at least 1");
+    ensure!(
+        args.lengths.iter().all(|&l| l > 0),
+        "--lengths must be positive"
+    );
+    match &args.classifier {
+        Some(dir) => run_classifier(&args, dir),
+        None => run_scorer(&args),
+    }
+}
+
+fn run_scorer(args: &Args) -> anyhow::Result<()> {
     let lm = args.model.load()?;
     let sample: Vec<u32> = lm.encode(BENCH_TEXT)?.iter().map(|t| t.id).collect();
     let threads = rayon::current_num_threads();
     let mut lengths = args.lengths.clone();
     lengths.sort_unstable();
-    if !args.json {
-        println!("model: {} ({threads} threads)", lm.path.display());
-        println!(
-            "{:>7}  {:>11}  {:>9}  {:>13}",
-            "tokens", "tokens/s", "seconds", "peak RSS MiB"
-        );
-    }
+    print_header(&lm.path, args.json);
     for &requested in &lengths {
-        ensure!(requested > 0, "--lengths must be positive");
         let length = requested.min(lm.max_tokens());
         let ids: Vec<u32> = sample.iter().copied().cycle().take(length).collect();
         let best = fastest_scoring(&lm, &ids, args.repeat)?;
@@ -111,36 +125,112 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             portable_tokens_per_second: portable_best.map(|seconds| length as f64 / seconds),
             pipelines,
         };
-        if args.json {
-            println!("{}", serde_json::to_string(&record)?);
-        } else {
-            println!(
-                "{:>7}  {:>11.1}  {:>9.3}  {:>13}",
-                record.tokens,
-                record.tokens_per_second,
-                record.seconds,
-                record.peak_rss_mib.map_or("-".into(), |m| m.to_string())
-            );
-            if let Some(portable) = record.portable_tokens_per_second {
-                println!(
-                    "         portable kernels   {portable:>9.1} tokens/s  (SIMD: {:.2}x)",
-                    record.tokens_per_second / portable
-                );
-            }
-            for p in &record.pipelines {
-                println!(
-                    "         {:<18} {:>9.1} tokens/s  {:>8.3} s  {:>5.1}% outside the model",
-                    p.method,
-                    p.tokens_per_second,
-                    p.seconds,
-                    100.0 * p.overhead
-                );
-            }
-        }
+        print_record(&record, args.json)?;
     }
     if let Some(documents) = args.documents {
         ensure!(documents > 0, "--documents must be at least 1");
         rag_latency(&lm, documents, args.repeat, args.json)?;
+    }
+    Ok(())
+}
+
+/// Times the classifier's keep-probabilities (and, with --pipeline, whole LLMLingua-2
+/// compressions) on the sample repeated to each length in classifier tokens.
+fn run_classifier(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    let model = TokenClassificationModel::load(dir)?;
+    let mut lengths = args.lengths.clone();
+    lengths.sort_unstable();
+    print_header(dir, args.json);
+    let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
+    for &length in &lengths {
+        let mut text = String::new();
+        let tokens = loop {
+            text.push_str(BENCH_TEXT);
+            text.push('\n');
+            let tokens = model.tokenizer.encode(&text)?;
+            if tokens.len() >= length {
+                break tokens;
+            }
+        };
+        let text = &text[..tokens[length - 1].span.end];
+        let mut best = f64::INFINITY;
+        for _ in 0..args.repeat {
+            let started = Instant::now();
+            model.keep_probabilities_of(&[text])?;
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+        let mut pipelines = Vec::new();
+        if args.pipeline {
+            let mut request = CompressRequest::new(
+                Method::Llmlingua2(Llmlingua2Options::default()),
+                vec![text.to_string()],
+            );
+            request.budget = Budget::Rate(0.5);
+            let models = Models {
+                scorer: None,
+                counter: &counter,
+                embedder: None,
+                classifier: Some(&model),
+            };
+            let timings = compress_with(&request, models, None)?.timings;
+            pipelines.push(PipelineRecord {
+                method: "llmlingua2",
+                tokens_per_second: length as f64 / timings.total_seconds,
+                seconds: timings.total_seconds,
+                overhead: 1.0 - timings.model_seconds / timings.total_seconds,
+            });
+        }
+        let record = Record {
+            tokens: length,
+            tokens_per_second: length as f64 / best,
+            seconds: best,
+            peak_rss_mib: peak_rss_mib(),
+            threads: rayon::current_num_threads(),
+            portable_tokens_per_second: None,
+            pipelines,
+        };
+        print_record(&record, args.json)?;
+    }
+    Ok(())
+}
+
+fn print_header(model: &Path, json: bool) {
+    if !json {
+        let threads = rayon::current_num_threads();
+        println!("model: {} ({threads} threads)", model.display());
+        println!(
+            "{:>7}  {:>11}  {:>9}  {:>13}",
+            "tokens", "tokens/s", "seconds", "peak RSS MiB"
+        );
+    }
+}
+
+fn print_record(record: &Record, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(record)?);
+        return Ok(());
+    }
+    println!(
+        "{:>7}  {:>11.1}  {:>9.3}  {:>13}",
+        record.tokens,
+        record.tokens_per_second,
+        record.seconds,
+        record.peak_rss_mib.map_or("-".into(), |m| m.to_string())
+    );
+    if let Some(portable) = record.portable_tokens_per_second {
+        println!(
+            "         portable kernels   {portable:>9.1} tokens/s  (SIMD: {:.2}x)",
+            record.tokens_per_second / portable
+        );
+    }
+    for p in &record.pipelines {
+        println!(
+            "         {:<18} {:>9.1} tokens/s  {:>8.3} s  {:>5.1}% outside the model",
+            p.method,
+            p.tokens_per_second,
+            p.seconds,
+            100.0 * p.overhead
+        );
     }
     Ok(())
 }
@@ -190,9 +280,10 @@ fn rag_latency(
         rankers.push(RankMethod::Embedding);
     }
     let models = Models {
-        scorer: lm,
+        scorer: Some(lm),
         counter: &counter,
         embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+        classifier: None,
     };
     if !json {
         println!(

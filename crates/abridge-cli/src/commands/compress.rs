@@ -3,10 +3,10 @@ use std::path::PathBuf;
 
 use abridge_core::{
     compress_with, Budget, CompressRequest, Compressed, ConditionInQuestion, ContextBudget,
-    KeepSentences, LlmlinguaOptions, LongLlmlinguaOptions, Method, Models, ProtectOptions,
-    RankMethod, Reorder, Unit,
+    Embedder, KeepSentences, Llmlingua2Options, LlmlinguaOptions, LongLlmlinguaOptions, Method,
+    Models, ProtectOptions, RankMethod, Reorder, TokenClassifier, TokenScorer, Unit,
 };
-use abridge_models::{SentenceEncoder, TargetTokenizer, TiktokenCounter};
+use abridge_models::{SentenceEncoder, TargetTokenizer, TiktokenCounter, TokenClassificationModel};
 use anyhow::{bail, Context};
 
 use crate::commands::progress_bar;
@@ -22,6 +22,9 @@ enum MethodName {
     /// Question-aware: rank the documents for --question, keep and reorder the relevant ones,
     /// then token-level compression conditioned on the question (LongLLMLingua).
     Longllmlingua,
+    /// Keep the words a token classifier (--model DIR, e.g. an LLMLingua-2 checkpoint) gives the
+    /// highest keep-probability; with --question, favour the sentences relevant to it.
+    Llmlingua2,
 }
 
 /// LongLLMLingua's document rankers.
@@ -77,8 +80,9 @@ pub struct Args {
     )]
     target_token: Option<i64>,
 
-    /// Keep every unit whose mean surprisal (nats per model token) is at least this.
-    #[arg(long, group = "budget", value_name = "NATS")]
+    /// Keep every unit whose mean surprisal (nats per model token) is at least this; for
+    /// llmlingua2 every word whose keep-probability is at least this (in [0, 1]).
+    #[arg(long, group = "budget", value_name = "NATS|P")]
     threshold: Option<f32>,
 
     /// Kept verbatim before the contexts.
@@ -135,7 +139,33 @@ pub struct Args {
     #[arg(long = "force-context-id", value_name = "INDEX")]
     force_context_ids: Vec<usize>,
 
-    /// LongLLMLingua: how documents are ranked for the question.
+    /// LLMLingua-2: the reference's per-chunk thresholds and rate arithmetic (same output as
+    /// llmlingua's compress_prompt_llmlingua2, the budget not met exactly).
+    #[arg(long)]
+    llmlingua2_compat: bool,
+
+    /// LLMLingua-2: of a force token repeated with no kept word in between, keep the first.
+    #[arg(long)]
+    drop_consecutive: bool,
+
+    /// LLMLingua-2: weight in [0, 1] of the question's relevance in a word's score.
+    #[arg(long, default_value_t = 0.5, value_name = "W")]
+    question_weight: f32,
+
+    /// LLMLingua-2 context filter: keep at most N contexts.
+    #[arg(long, value_name = "N")]
+    target_context: Option<usize>,
+
+    /// LLMLingua-2 context filter: keep this fraction of the contexts, in (0, 1].
+    #[arg(long, value_name = "RATE")]
+    context_level_rate: Option<f64>,
+
+    /// LLMLingua-2 context filter: keep contexts worth about N tokens.
+    #[arg(long, value_name = "N")]
+    context_level_target_token: Option<usize>,
+
+    /// LongLLMLingua: how documents are ranked for the question (LLMLingua-2: `embedding` scores
+    /// sentences with all-MiniLM-L6-v2 instead of BM25).
     #[arg(long, value_enum, default_value = "longllmlingua")]
     rank_method: RankName,
 
@@ -219,13 +249,24 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let request = request(&args)?;
     let counter = TiktokenCounter::new(args.target_tokenizer.parse::<TargetTokenizer>()?);
-    let lm = args.model.load()?;
-    let embedder = match &request.method {
-        Method::LongLlmlingua(options) if options.rank_method == RankMethod::Embedding => Some(
+    // LLMLingua-2 reads a token classifier; the other methods a causal LM.
+    let (lm, classifier) = match &request.method {
+        Method::Llmlingua2(_) => (None, Some(load_classifier(&args)?)),
+        _ => (Some(args.model.load()?), None),
+    };
+    let wants_embedder = match &request.method {
+        Method::LongLlmlingua(options) => options.rank_method == RankMethod::Embedding,
+        Method::Llmlingua2(_) => {
+            matches!(args.rank_method, RankName::Embedding) && !request.question.trim().is_empty()
+        }
+        _ => false,
+    };
+    let embedder = match wants_embedder {
+        true => Some(
             SentenceEncoder::load_default()
                 .context("--rank-method embedding needs all-MiniLM-L6-v2")?,
         ),
-        _ => None,
+        false => None,
     };
     let bar = progress_bar(0, "compressing");
     let progress = |done: usize, total: usize| {
@@ -233,9 +274,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     };
     let models = Models {
-        scorer: &lm,
+        scorer: lm.as_ref().map(|lm| lm as &dyn TokenScorer),
         counter: &counter,
-        embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+        embedder: embedder.as_ref().map(|e| e as &dyn Embedder),
+        classifier: classifier.as_ref().map(|c| c as &dyn TokenClassifier),
     };
     let result = compress_with(&request, models, Some(&progress));
     bar.finish_and_clear();
@@ -255,6 +297,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     eprintln!("{}", summary(&result));
     Ok(())
+}
+
+/// The `--model DIR` token classifier LLMLingua-2 needs.
+fn load_classifier(args: &Args) -> anyhow::Result<TokenClassificationModel> {
+    let Some(dir) = &args.model.model else {
+        bail!(
+            "--method llmlingua2 needs a token-classification model: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-xlm-roberta-large-meetingbank)"
+        );
+    };
+    Ok(TokenClassificationModel::load(dir)?)
 }
 
 fn request(args: &Args) -> anyhow::Result<CompressRequest> {
@@ -294,6 +346,16 @@ fn request(args: &Args) -> anyhow::Result<CompressRequest> {
             },
             token_budget_ratio: args.token_budget_ratio,
             add_instruction: args.add_instruction,
+        }),
+        MethodName::Llmlingua2 => Method::Llmlingua2(Llmlingua2Options {
+            compat: args.llmlingua2_compat,
+            drop_consecutive: args.drop_consecutive,
+            use_context_level_filter: !args.no_context_filter,
+            force_context_ids: args.force_context_ids.clone(),
+            target_context: args.target_context,
+            context_level_rate: args.context_level_rate,
+            context_level_target_token: args.context_level_target_token,
+            question_weight: args.question_weight,
         }),
     };
     let mut request = CompressRequest::new(method, contexts);

@@ -32,21 +32,7 @@ pub struct ProtectOptions {
 impl ProtectOptions {
     /// The protected byte ranges of `text`, sorted, merged and trimmed of whitespace.
     pub fn protected_ranges(&self, text: &str) -> Result<Vec<Range<usize>>> {
-        let mut ranges = Vec::new();
-        for (i, token) in self.force_tokens.iter().enumerate() {
-            if token.is_empty() {
-                return Err(Error::InvalidInput(format!(
-                    "force token {} is empty: remove it",
-                    i + 1
-                )));
-            }
-            // Whitespace-only tokens (LLMLingua-2 users pass "\n") trim to nothing below: line
-            // breaks survive rendering anyway.
-            ranges.extend(
-                text.match_indices(token.as_str())
-                    .map(|(at, s)| at..at + s.len()),
-            );
-        }
+        let mut ranges = self.force_token_ranges(text)?;
         for pattern in &self.patterns {
             let regex = Regex::new(pattern).map_err(|e| {
                 Error::InvalidInput(format!("invalid protect pattern `{pattern}`: {e}"))
@@ -63,6 +49,26 @@ impl ProtectOptions {
         }
         if self.protect_code {
             ranges.extend(code::code_ranges(text));
+        }
+        Ok(normalize(text, ranges))
+    }
+
+    /// Where the force tokens occur in `text`, sorted, merged and trimmed of whitespace.
+    pub fn force_token_ranges(&self, text: &str) -> Result<Vec<Range<usize>>> {
+        let mut ranges = Vec::new();
+        for (i, token) in self.force_tokens.iter().enumerate() {
+            if token.is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "force token {} is empty: remove it",
+                    i + 1
+                )));
+            }
+            // Whitespace-only tokens (LLMLingua-2 users pass "\n") trim to nothing below: line
+            // breaks survive rendering anyway.
+            ranges.extend(
+                text.match_indices(token.as_str())
+                    .map(|(at, s)| at..at + s.len()),
+            );
         }
         Ok(normalize(text, ranges))
     }

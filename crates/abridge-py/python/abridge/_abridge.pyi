@@ -7,13 +7,15 @@ from typing import List, Optional, Union
 __version__: str
 
 class Engine:
-    """The loaded models (scoring LM, target-LLM token counter); shared, thread-safe."""
+    """The loaded models (scoring LM or token classifier, target-LLM token counter); shared,
+    thread-safe."""
 
     def __init__(
         self,
         model_path: Optional[Union[str, os.PathLike[str]]] = None,
         low_memory: bool = False,
         target_tokenizer: str = "cl100k_base",
+        classifier: bool = False,
     ) -> None: ...
     def compress(self, options: str) -> str: ...
     def compress_many(self, options: List[str]) -> List[str]: ...

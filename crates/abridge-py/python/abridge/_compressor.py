@@ -21,7 +21,7 @@ __all__ = ["PromptCompressor", "recover"]
 Context = Union[str, Sequence[str]]
 
 # Engines (loaded models) are shared by every PromptCompressor that asks for the same model.
-_ENGINES: Dict[Tuple[Optional[str], bool, str], "_abridge.Engine"] = {}
+_ENGINES: Dict[Tuple[Optional[str], bool, str, bool], "_abridge.Engine"] = {}
 _ENGINES_LOCK = threading.Lock()
 
 _RANK_METHODS = ("llmlingua", "longllmlingua", "bm25", "gzip", "sentbert", "embedding")
@@ -37,12 +37,14 @@ _LLMLINGUA_TAG = re.compile(
 )
 
 
-def _engine(model_path: Optional[str], low_memory: bool, target_tokenizer: str) -> "_abridge.Engine":
-    key = (model_path, low_memory, target_tokenizer)
+def _engine(
+    model_path: Optional[str], low_memory: bool, target_tokenizer: str, classifier: bool
+) -> "_abridge.Engine":
+    key = (model_path, low_memory, target_tokenizer, classifier)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            engine = _abridge.Engine(model_path, low_memory, target_tokenizer)
+            engine = _abridge.Engine(model_path, low_memory, target_tokenizer, classifier)
             _ENGINES[key] = engine
         return engine
 
@@ -128,6 +130,8 @@ def _format_result(
         "source": out["source"],
         "label_map": out["label_map"],
     }
+    if out["method"] == "llmlingua2":
+        result["compressed_prompt_list"] = out["compressed_prompt_list"]
     if return_word_label:
         result["fn_labeled_original_prompt"] = word_sep.join(
             f"{span['text'].strip()}{label_sep}{1 if span['kept'] else 0}"
@@ -180,9 +184,11 @@ class PromptCompressor:
             about 4x smaller) are used; other keys (transformers options) are ignored with a
             warning.
         open_api_config: for llmlingua's hosted rankers, which abridge does not have; ignored.
-        use_llmlingua2: LLMLingua-2 (token classification) is not available yet:
-            ``NotImplementedError``.
-        llmlingua2_config: LLMLingua-2's options; unused until LLMLingua-2 lands.
+        use_llmlingua2: LLMLingua-2: ``model_name`` is then a token-classification folder
+            (``config.json``, ``model.safetensors``, ``tokenizer.json``; BERT or XLM-RoBERTa, e.g.
+            a download of ``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``).
+        llmlingua2_config: llmlingua's ``max_batch_size`` and ``max_force_token`` are accepted
+            and not needed (abridge batches itself and has no force-token limit).
         use_slingua: SecurityLingua; not available (``NotImplementedError``).
         target_tokenizer: abridge only: the target LLM's tokenizer for budgets and reported
             counts, ``"cl100k_base"`` (llmlingua's, the default) or ``"o200k_base"``.
@@ -212,14 +218,14 @@ class PromptCompressor:
         _check_bool("use_slingua", use_slingua)
         _check_str("device_map", device_map)
         _check_str("target_tokenizer", target_tokenizer)
-        if use_llmlingua2 or use_slingua:
+        if use_slingua:
             raise NotImplementedError(
-                "LLMLingua-2 is not available in abridge yet: the token-classification model runtime "
-                "exists (abridge_models::TokenClassificationModel) but the LLMLingua-2 compression "
-                "method does not. Use the default (LLMLingua with a small causal LM): "
-                "PromptCompressor() without use_llmlingua2"
-                + (" (SecurityLingua is built on LLMLingua-2)" if use_slingua else "")
+                "SecurityLingua is not available in abridge: use use_llmlingua2=True with an "
+                "LLMLingua-2 checkpoint, or the default PromptCompressor()"
             )
+        unknown = sorted(set(llmlingua2_config or {}) - {"max_batch_size", "max_force_token"})
+        if unknown:
+            warnings.warn(f"llmlingua2_config keys {unknown} are ignored", UserWarning, stacklevel=2)
         if device_map != "cpu":
             warnings.warn(
                 f"abridge runs on the CPU; device_map={device_map!r} is ignored",
@@ -239,15 +245,26 @@ class PromptCompressor:
                 UserWarning,
                 stacklevel=2,
             )
-        self.model_path = self._resolve_model(model_name, gguf_file)
+        self.use_llmlingua2 = use_llmlingua2
+        self.model_path = self._resolve_model(model_name, gguf_file, use_llmlingua2)
         self.device_map = "cpu"
         self.target_tokenizer = target_tokenizer
-        self._engine = _engine(self.model_path, low_memory, target_tokenizer)
+        self._engine = _engine(self.model_path, low_memory, target_tokenizer, use_llmlingua2)
         if self.model_path is None:
             self.model_path = str(self._engine.model_path)
 
     @staticmethod
-    def _resolve_model(model_name: Any, gguf_file: Any) -> Optional[str]:
+    def _resolve_model(model_name: Any, gguf_file: Any, llmlingua2: bool) -> Optional[str]:
+        if llmlingua2:
+            if model_name is None:
+                raise ValueError(
+                    "use_llmlingua2=True needs model_name=DIR, a token-classification folder (config.json, "
+                    "model.safetensors, tokenizer.json), e.g. a download of "
+                    "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
+                )
+            if not isinstance(model_name, (str, os.PathLike)):
+                raise TypeError(f"model_name must be a path, got {_type_name(model_name)}")
+            return os.fspath(model_name)
         if model_name is None:
             if gguf_file is not None:
                 return os.fspath(gguf_file)
@@ -257,9 +274,8 @@ class PromptCompressor:
         path = os.fspath(model_name)
         if os.path.isdir(path):
             if _abridge.is_classifier_folder(path):
-                raise NotImplementedError(
-                    f"{path} is a token-classification (LLMLingua-2) model: the LLMLingua-2 method is "
-                    "not available in abridge yet; use a GGUF causal LM or model_name=None"
+                raise ValueError(
+                    f"{path} is a token-classification (LLMLingua-2) model: pass use_llmlingua2=True"
                 )
             if gguf_file is not None:
                 return os.path.join(path, os.fspath(gguf_file))
@@ -327,15 +343,25 @@ class PromptCompressor:
         for name in ("context_segs", "context_segs_rate", "context_segs_compress"):
             if kw[name] is not None:
                 raise ValueError(f"{name} is internal to llmlingua: use structured_compress_prompt")
-        llmlingua2_only = "it is an LLMLingua-2 option, and LLMLingua-2 is not available in abridge yet"
-        _unsupported("target_context", kw["target_context"], -1, llmlingua2_only)
-        _unsupported("context_level_rate", kw["context_level_rate"], 1.0, llmlingua2_only)
-        _unsupported("context_level_target_token", kw["context_level_target_token"], -1, llmlingua2_only)
-        _unsupported("token_to_word", kw["token_to_word"], "mean", llmlingua2_only)
-        _unsupported("chunk_end_tokens", list(kw["chunk_end_tokens"]), [".", "\n"], llmlingua2_only)
-        _check_bool("drop_consecutive", kw["drop_consecutive"])
-        _unsupported("drop_consecutive", kw["drop_consecutive"], False,
-                     "every occurrence of a force token is kept")
+        target_context = _check_int("target_context", kw["target_context"])
+        context_level_rate = _check_number("context_level_rate", kw["context_level_rate"])
+        if not (0.0 < context_level_rate <= 1.0):
+            raise ValueError(f"context_level_rate must be in (0, 1], got {context_level_rate}")
+        context_level_target_token = _check_int("context_level_target_token", kw["context_level_target_token"])
+        drop_consecutive = _check_bool("drop_consecutive", kw["drop_consecutive"])
+        llmlingua2_compat = _check_bool("llmlingua2_compat", kw["llmlingua2_compat"])
+        question_weight = _check_number("question_weight", kw["question_weight"])
+        _unsupported("token_to_word", _check_str("token_to_word", kw["token_to_word"]), "mean",
+                     "a word's probability is the mean of its tokens'")
+        _unsupported("chunk_end_tokens", list(kw["chunk_end_tokens"]), [".", "\n"],
+                     "chunks end at full stops and line breaks")
+        if not self.use_llmlingua2:
+            llmlingua2_only = "it is an LLMLingua-2 option: pass use_llmlingua2=True to PromptCompressor"
+            _unsupported("target_context", target_context, -1, llmlingua2_only)
+            _unsupported("context_level_rate", context_level_rate, 1.0, llmlingua2_only)
+            _unsupported("context_level_target_token", context_level_target_token, -1, llmlingua2_only)
+            _unsupported("drop_consecutive", drop_consecutive, False, llmlingua2_only)
+            _unsupported("llmlingua2_compat", llmlingua2_compat, False, llmlingua2_only)
         _check_bool("strict_preserve_uncompressed", kw["strict_preserve_uncompressed"])
         _unsupported("strict_preserve_uncompressed", kw["strict_preserve_uncompressed"], True,
                      "contexts holding kept (compress=False) text are always kept")
@@ -368,6 +394,12 @@ class PromptCompressor:
             "markup": _check_bool("markup", kw["markup"]),
             "protect_patterns": _check_strs("protect_patterns", kw["protect_patterns"]),
             "protect_code": _check_bool("protect_code", kw["protect_code"]),
+            "drop_consecutive": drop_consecutive,
+            "target_context": target_context,
+            "context_level_rate": context_level_rate,
+            "context_level_target_token": context_level_target_token,
+            "llmlingua2_compat": llmlingua2_compat,
+            "question_weight": question_weight,
         }
 
     def _labels(self, kw: Dict[str, Any]) -> Tuple[bool, str, str]:
@@ -425,6 +457,8 @@ class PromptCompressor:
         markup: bool = True,
         protect_patterns: Sequence[str] = (),
         protect_code: bool = False,
+        llmlingua2_compat: bool = False,
+        question_weight: float = 0.5,
     ) -> Dict[str, Any]:
         """Compresses a prompt; llmlingua's arguments, meanings and result keys.
 
@@ -439,7 +473,7 @@ class PromptCompressor:
                 here, in the target LLM's tokenizer (cl100k_base), where llmlingua budgets in the
                 small model's tokens; abridge meets the budget within a few percent.
             threshold: abridge only: keep every unit whose surprisal (nats per model token) is at
-                least this.
+                least this; with LLMLingua-2, every word whose keep-probability is at least this.
 
         Method: ``rank_method="llmlingua"`` (default) with none of the options below is LLMLingua
         (coarse demonstration filter by perplexity, then iterative token-level compression).
@@ -458,9 +492,23 @@ class PromptCompressor:
         digits), return_word_label / word_sep / label_sep (``fn_labeled_original_prompt``, per
         word). keep_split and high_priority_bonus are accepted and have no effect (line breaks
         always survive; kept sentences are simply kept). use_token_level_filter=False,
-        force_context_number, drop_consecutive=True, strict_preserve_uncompressed=False and
-        LLMLingua-2's options (target_context, context_level_rate, context_level_target_token,
-        token_to_word, chunk_end_tokens) at other than their defaults raise ``ValueError``.
+        force_context_number, strict_preserve_uncompressed=False, token_to_word other than
+        ``"mean"`` and chunk_end_tokens other than ``[".", "\\n"]`` raise ``ValueError``.
+
+        LLMLingua-2 (``PromptCompressor(model_name=DIR, use_llmlingua2=True)``): the words the
+        classifier gives the highest keep-probability are kept, within the budget (``rate``,
+        ``target_token``, or ``threshold``, a keep-probability in [0, 1]). Its options, with
+        llmlingua's meaning: force_tokens, force_reserve_digit, drop_consecutive,
+        use_context_level_filter (on by default, as in llmlingua, for a list of contexts),
+        target_context, context_level_rate, context_level_target_token, force_context_ids;
+        rank_method ``"sentbert"``/``"embedding"`` scores the question's relevance with
+        all-MiniLM-L6-v2 (else BM25). Unlike llmlingua, the instruction and question are kept in
+        the output (``concate_question``) and a ``question`` raises the words of relevant
+        sentences (``question_weight``, abridge only, default 0.5; 0 ignores it). The result adds
+        ``compressed_prompt_list`` (each kept context compressed). abridge only:
+        ``llmlingua2_compat`` reproduces llmlingua's per-chunk thresholds (the budget is then
+        not met exactly). Other arguments are ignored in LLMLingua-2 mode, as in llmlingua.
+        Using these options without use_llmlingua2 raises ``ValueError``.
 
         abridge only (keyword): ``unit`` (what is kept or dropped whole: ``"token"``, ``"word"``
         (default), ``"phrase"``, ``"sentence"``), ``markup`` (interpret ``<abridge keep>…</abridge>``
@@ -472,8 +520,8 @@ class PromptCompressor:
             ``compressed_tokens`` (int), ``ratio`` (``"3.3x"``), ``rate`` (``"30.6%"``),
             ``saving`` (``", Saving $0.1 in GPT-4."``); abridge's numbers: ``ratio_value``,
             ``rate_value``, ``saving_value`` (float), ``target_tokens``, ``protected_tokens``,
-            ``protected_over_budget``, ``tokenizer``, ``method`` (``"llmlingua"`` or
-            ``"longllmlingua"``), ``timings``; and the label map: ``source`` (the prompt that was
+            ``protected_over_budget``, ``tokenizer``, ``method`` (``"llmlingua"``,
+            ``"longllmlingua"`` or ``"llmlingua2"``), ``timings``; and the label map: ``source`` (the prompt that was
             compressed) and ``label_map``, a list of ``{start, end, text, kept, protected, score}``
             covering ``source`` (character offsets).
 
