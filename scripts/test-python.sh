@@ -4,8 +4,8 @@
 #
 # The wheel is built with cargo's dev profile (optimised dependencies, see Cargo.toml) in the
 # workspace's target directory, so after `cargo test --workspace` only the bindings compile.
-# The LangChain and LlamaIndex adapter tests run when langchain-core / llama-index-core install
-# (they are skipped otherwise). Set ABRIDGE_PY_VENV to reuse a virtual environment.
+# The LangChain and LlamaIndex adapter tests run when langchain-core / llama-index-core install,
+# the Ray Data example's when ray does (each is skipped otherwise). Set ABRIDGE_PY_VENV to reuse a virtual environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
@@ -15,6 +15,11 @@ if [[ ! -x "$venv/bin/maturin" ]]; then
     "$venv/bin/python" -m pip install --quiet "maturin>=1.9.4,<2" pytest
     "$venv/bin/python" -m pip install --quiet langchain-core llama-index-core ||
         echo "test-python: langchain-core / llama-index-core did not install; their adapter tests will be skipped" >&2
+fi
+# Ray Data, for the scale-out example's test (skipped if it does not install).
+if ! "$venv/bin/python" -c "import ray.data" 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet "ray[data]" ||
+        echo "test-python: ray did not install; the Ray Data example's test will be skipped" >&2
 fi
 # The package fetches the default model itself on first use (as the CLI does).
 wheels="$target_dir/python-test-wheels"
