@@ -154,8 +154,12 @@ pub fn target_log_prob(logits: &[f32], target: usize) -> f32 {
     logits[target] - max - vector::sum_exp(logits, max).ln()
 }
 
-/// Query rows per attention task: bounds the score buffer to `rows × keys`.
+/// Query rows per attention task.
 const ATTENTION_BLOCK: usize = 64;
+
+/// Keys per step of the online softmax: a `ATTENTION_BLOCK × KEY_TILE` tile of scores is 256 KiB,
+/// in L2; larger tiles would spill, smaller ones pay gemm's per-call cost more often.
+const KEY_TILE: usize = 1024;
 
 /// Shapes of one causal attention call.
 #[derive(Debug, Clone, Copy)]
@@ -233,74 +237,96 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
             let first = block * ATTENTION_BLOCK;
             let rows = ATTENTION_BLOCK.min(queries - first);
             let keys = past + first + rows;
+            let tile_keys = KEY_TILE.min(keys);
+            // Online softmax over tiles of keys (flash attention): each row's running max and
+            // sum; the output rows are rescaled when the max grows, and divided by the sum at the
+            // end. A tile of scores stays in cache where a whole row (up to 8k keys) did not.
+            let mut row_max = [f32::NEG_INFINITY; ATTENTION_BLOCK];
+            let mut row_sum = [0f32; ATTENTION_BLOCK];
+            // SAFETY: each task writes only its own (rows, head) tile of `out`.
+            let out_tile = unsafe { out_ptr.0.add(first * q_stride + head * head_dim) };
             SCORES.with_borrow_mut(|scores| {
                 scores.clear();
-                scores.resize(rows * keys, 0.0);
-                // SAFETY: the views stay inside q/k/v as asserted above; each task writes its own
-                // (rows, head) tile of `out`, disjoint from every other task's.
-                unsafe {
-                    matmul(
-                        rows,
-                        keys,
-                        head_dim,
-                        scores.as_mut_ptr(),
-                        keys,
-                        false,
-                        View {
-                            ptr: q.as_ptr().add(first * q_stride + head * head_dim),
-                            row_stride: q_stride as isize,
-                            col_stride: 1,
-                        },
-                        View {
-                            ptr: keys_transposed
-                                .as_ptr()
-                                .add(kv_head * head_dim * transposed_stride),
-                            row_stride: transposed_stride as isize,
-                            col_stride: 1,
-                        },
-                        scale,
-                        1,
-                    );
-                }
-                // Unnormalised probabilities: dividing the 64-wide output rows afterwards is
-                // cheaper than dividing every score.
-                let mut inverse_sums = [0f32; ATTENTION_BLOCK];
-                for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-                    let visible = past + first + r + 1;
-                    let (seen, unseen) = row.split_at_mut(visible);
-                    let max = vector::max(seen);
-                    inverse_sums[r] = 1.0 / vector::exp_in_place(seen, max);
-                    unseen.fill(0.0);
-                }
-                unsafe {
-                    matmul(
-                        rows,
-                        head_dim,
-                        keys,
-                        out_ptr.0.add(first * q_stride + head * head_dim),
-                        q_stride,
-                        false,
-                        View {
-                            ptr: scores.as_ptr(),
-                            row_stride: keys as isize,
-                            col_stride: 1,
-                        },
-                        View {
-                            ptr: v.as_ptr().add(kv_head * head_dim),
-                            row_stride: kv_stride as isize,
-                            col_stride: 1,
-                        },
-                        1.0,
-                        1,
-                    );
-                    for (r, inverse_sum) in inverse_sums[..rows].iter().enumerate() {
-                        let row = out_ptr.0.add((first + r) * q_stride + head * head_dim);
-                        for c in 0..head_dim {
-                            *row.add(c) *= inverse_sum;
+                scores.resize(rows * tile_keys, 0.0);
+                for tile_start in (0..keys).step_by(KEY_TILE) {
+                    let tile = KEY_TILE.min(keys - tile_start);
+                    let scores = &mut scores[..rows * tile];
+                    // SAFETY: the views stay inside q and the transposed keys (asserted above).
+                    unsafe {
+                        matmul(
+                            rows,
+                            tile,
+                            head_dim,
+                            scores.as_mut_ptr(),
+                            tile,
+                            false,
+                            View {
+                                ptr: q.as_ptr().add(first * q_stride + head * head_dim),
+                                row_stride: q_stride as isize,
+                                col_stride: 1,
+                            },
+                            View {
+                                ptr: keys_transposed
+                                    .as_ptr()
+                                    .add(kv_head * head_dim * transposed_stride + tile_start),
+                                row_stride: transposed_stride as isize,
+                                col_stride: 1,
+                            },
+                            scale,
+                            1,
+                        );
+                    }
+                    for (r, row) in scores.chunks_exact_mut(tile).enumerate() {
+                        let visible = (past + first + r + 1).saturating_sub(tile_start).min(tile);
+                        let (seen, unseen) = row.split_at_mut(visible);
+                        unseen.fill(0.0);
+                        if seen.is_empty() {
+                            continue;
                         }
+                        let max = vector::max(seen).max(row_max[r]);
+                        let rescale = (row_max[r] - max).exp();
+                        row_sum[r] = row_sum[r] * rescale + vector::exp_in_place(seen, max);
+                        row_max[r] = max;
+                        if tile_start > 0 && rescale != 1.0 {
+                            // SAFETY: row r of this task's output tile.
+                            let out_row = unsafe {
+                                std::slice::from_raw_parts_mut(out_tile.add(r * q_stride), head_dim)
+                            };
+                            out_row.iter_mut().for_each(|o| *o *= rescale);
+                        }
+                    }
+                    // SAFETY: V's rows tile_start..tile_start+tile exist (asserted above); the
+                    // destination is this task's output tile.
+                    unsafe {
+                        matmul(
+                            rows,
+                            head_dim,
+                            tile,
+                            out_tile,
+                            q_stride,
+                            tile_start > 0,
+                            View {
+                                ptr: scores.as_ptr(),
+                                row_stride: tile as isize,
+                                col_stride: 1,
+                            },
+                            View {
+                                ptr: v.as_ptr().add(tile_start * kv_stride + kv_head * head_dim),
+                                row_stride: kv_stride as isize,
+                                col_stride: 1,
+                            },
+                            1.0,
+                            1,
+                        );
                     }
                 }
             });
+            for (r, sum) in row_sum[..rows].iter().enumerate() {
+                // SAFETY: row r of this task's output tile.
+                let out_row =
+                    unsafe { std::slice::from_raw_parts_mut(out_tile.add(r * q_stride), head_dim) };
+                out_row.iter_mut().for_each(|o| *o /= sum);
+            }
         });
     });
 }
@@ -358,6 +384,9 @@ mod tests {
             (5, 3),
             (ATTENTION_BLOCK + 7, 0),
             (2 * ATTENTION_BLOCK + 1, 11),
+            // Several key tiles: a long past, and queries that cross tile boundaries.
+            (ATTENTION_BLOCK + 5, 2 * KEY_TILE + 30),
+            (KEY_TILE + 70, KEY_TILE - 3),
         ] {
             let shape = AttentionShape {
                 queries,
