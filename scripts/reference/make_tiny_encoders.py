@@ -217,33 +217,37 @@ def main() -> None:
 
     bert_tok = build_wordpiece()
     vocab = bert_tok.get_vocab_size()
-    bert_config = common_config(vocab) | {
-        "architectures": ["BertForTokenClassification"],
-        "directionality": "bidi",
-        "layer_norm_eps": 1e-12,
-        "max_position_embeddings": 512,
-        "model_type": "bert",
-        "pad_token_id": 0,
-        "type_vocab_size": 2,
-    }
+    bert_config = common_config(vocab) | BERT_CONFIG | {"directionality": "bidi"}
     rng = np.random.default_rng(20240501)
     save(out_dir / "tiny-bert-tokcls", bert_config, bert_tok, random_weights(rng, "bert.", vocab, 512, 2))
 
     with tempfile.TemporaryDirectory() as work:
         xlmr_tok = build_unigram(Path(work))
     vocab = xlmr_tok.get_vocab_size()
-    xlmr_config = common_config(vocab) | {
-        "architectures": ["XLMRobertaForTokenClassification"],
-        "bos_token_id": 0,
-        "eos_token_id": 2,
-        "layer_norm_eps": 1e-5,
-        "max_position_embeddings": 514,
-        "model_type": "xlm-roberta",
-        "pad_token_id": 1,
-        "type_vocab_size": 1,
-    }
+    xlmr_config = common_config(vocab) | XLMR_CONFIG
     rng = np.random.default_rng(20240502)
     save(out_dir / "tiny-xlmr-tokcls", xlmr_config, xlmr_tok, random_weights(rng, "roberta.", vocab, 514, 1))
+
+
+# What each architecture's config.json adds to common_config.
+BERT_CONFIG = {
+    "architectures": ["BertForTokenClassification"],
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "model_type": "bert",
+    "pad_token_id": 0,
+    "type_vocab_size": 2,
+}
+XLMR_CONFIG = {
+    "architectures": ["XLMRobertaForTokenClassification"],
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "layer_norm_eps": 1e-5,
+    "max_position_embeddings": 514,
+    "model_type": "xlm-roberta",
+    "pad_token_id": 1,
+    "type_vocab_size": 1,
+}
 
 
 def make_benchmark_model(out_dir: Path, size: str) -> None:
@@ -252,29 +256,13 @@ def make_benchmark_model(out_dir: Path, size: str) -> None:
     LAYERS, HIDDEN, HEADS, INTERMEDIATE, vocab = SIZES[size]
     rng = np.random.default_rng(20240503)
     if size == "minilm":
-        config = common_config(vocab) | {
-            "architectures": ["BertForTokenClassification"],
-            "layer_norm_eps": 1e-12,
-            "max_position_embeddings": 512,
-            "model_type": "bert",
-            "pad_token_id": 0,
-            "type_vocab_size": 2,
-        }
+        config = common_config(vocab) | BERT_CONFIG
         weights = random_weights(rng, "bert.", vocab, 512, 2)
         save(out_dir / "bench-minilm-tokcls", config, build_wordpiece(), weights, small=False)
         return
     with tempfile.TemporaryDirectory() as work:
         tokenizer = build_unigram(Path(work))
-    config = common_config(vocab) | {
-        "architectures": ["XLMRobertaForTokenClassification"],
-        "bos_token_id": 0,
-        "eos_token_id": 2,
-        "layer_norm_eps": 1e-5,
-        "max_position_embeddings": 514,
-        "model_type": "xlm-roberta",
-        "pad_token_id": 1,
-        "type_vocab_size": 1,
-    }
+    config = common_config(vocab) | XLMR_CONFIG
     weights = random_weights(rng, "roberta.", vocab, 514, 1)
     save(out_dir / "bench-xlmr-large-tokcls", config, tokenizer, weights, small=False)
 
