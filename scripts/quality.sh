@@ -21,3 +21,5 @@ run gsm8k --suite gsm8k --limit 20
 run xsum --suite xsum --limit 15
 run niah --suite niah --lengths 1000,2000 --limit 1
 run nq-evaluator --suite nq --limit 8 --rates 1/2 --evaluator "$(scripts/fetch-evaluator.py)"
+scripts/plot-quality.py "$out/nq.json" -o "$out/nq.svg" --title "NQ test: answer kept vs rate"
+scripts/plot-quality.py "$out/gsm8k.json" -o "$out/gsm8k.svg" --metric numbers_kept --title "GSM8K test: numbers kept vs rate"
