@@ -119,6 +119,21 @@ impl Rope {
 
     /// Rotates every head (`head_dim` wide) of each row of `x`; row `r` is at position `start + r`.
     pub fn apply(&self, x: &mut [f32], row_width: usize, head_dim: usize, start: usize) {
+        self.rotate::<false>(x, row_width, head_dim, start);
+    }
+
+    /// The inverse (= transposed) rotation of [`Self::apply`]: carries a gradient back through it.
+    pub fn apply_inverse(&self, x: &mut [f32], row_width: usize, head_dim: usize, start: usize) {
+        self.rotate::<true>(x, row_width, head_dim, start);
+    }
+
+    fn rotate<const INVERSE: bool>(
+        &self,
+        x: &mut [f32],
+        row_width: usize,
+        head_dim: usize,
+        start: usize,
+    ) {
         let half = self.dims / 2;
         for (r, row) in x.chunks_exact_mut(row_width).enumerate() {
             let at = (start + r) * half;
@@ -130,8 +145,9 @@ impl Rope {
                         RopeStyle::HalfSplit => (i, i + half),
                     };
                     let (x0, x1) = (head[a], head[b]);
-                    head[a] = x0 * cos[i] - x1 * sin[i];
-                    head[b] = x0 * sin[i] + x1 * cos[i];
+                    let sin = if INVERSE { -sin[i] } else { sin[i] };
+                    head[a] = x0 * cos[i] - x1 * sin;
+                    head[b] = x0 * sin + x1 * cos[i];
                 }
             }
         }
@@ -371,5 +387,10 @@ mod tests {
         let mut x = vec![1.0, 1.0, 0.0, 0.0];
         rope.apply(&mut x, 4, 4, 1);
         assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
+        rope.apply_inverse(&mut x, 4, 4, 1);
+        assert!(x
+            .iter()
+            .zip([1.0, 1.0, 0.0, 0.0])
+            .all(|(a, b)| (a - b).abs() < 1e-6));
     }
 }
