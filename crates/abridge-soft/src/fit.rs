@@ -38,10 +38,12 @@ impl Objective {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
     /// Vector i is the mean embedding of the i-th of k equal chunks of the prompt's tokens: it
-    /// starts at the scale and in the region of input space the model reads text from, already
-    /// carrying a summary of its chunk, so the first steps are not spent finding that region.
+    /// starts where the model reads text from and carries a summary of its chunk. The mean of
+    /// many embeddings is a poor input, though: on SmolLM2-135M, one vector for 28 tokens
+    /// started at 10.0 nats/token and stayed behind [`Init::Random`].
     Tokens,
-    /// Gaussian noise with the embedding matrix's standard deviation (seeded).
+    /// Gaussian noise with the embedding matrix's standard deviation (seeded). The default: it
+    /// starts near the model's unconditional loss (4.4 nats/token in the case above).
     Random,
 }
 
@@ -69,9 +71,9 @@ impl Default for FitOptions {
         Self {
             tokens: 8,
             steps: 200,
-            lr: 0.01,
+            lr: 0.1,
             seed: 0,
-            init: Init::Tokens,
+            init: Init::Random,
             objective: Objective::Cram,
             queries: Vec::new(),
             answer_tokens: 32,
@@ -207,8 +209,11 @@ pub fn fit(
             text_tokens: ids.len(),
         },
     };
-    let exact =
-        options.objective == Objective::Cram && prefix::generate(lm, &soft, &[], ids.len())? == ids;
+    // Teacher-forced top-1 on every token is greedy regeneration by induction; generating on
+    // the inference path confirms it there (float order differs), and costs nothing otherwise.
+    let exact = options.objective == Objective::Cram
+        && reached
+        && prefix::generate(lm, &soft, &[], ids.len())? == ids;
     tracing::info!(
         objective = options.objective.name(),
         k,
