@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Cramming capacity (docs/SOFT_PROMPTS.md): for k = 1, 2, 4, 8 soft vectors, the longest prefix
-# of a text (8, 16, 32, 64, 128 tokens) that `abridge soft fit --objective cram` regenerates
+# of a text (16, 32, 64, 128, 256 tokens) that `abridge soft fit --objective cram` regenerates
 # exactly within $STEPS steps. Also times optimisation steps at k = 8 over 256 tokens.
 # Appends one JSON record per fit to $OUT. Usage: scripts/soft-capacity.sh [TEXT_FILE]
 set -euo pipefail
 BIN=${ABRIDGE:-target/debug/abridge}
 TEXT=${1:-examples/sample.txt}
-STEPS=${STEPS:-400}
+STEPS=${STEPS:-300}
 THREADS=${THREADS:-2}
 OUT=${OUT:-soft-capacity.jsonl}
 tmp=$(mktemp -d)
@@ -24,7 +24,7 @@ prefix 256
     -o "$tmp/soft.safetensors" | sed 's/^{/{"run":"step-time",/' >>"$OUT"
 
 for k in 1 2 4 8; do
-    for n in 8 16 32 64 128; do
+    for n in 16 32 64 128 256; do
         prefix "$n"
         record=$("$BIN" --threads "$THREADS" soft fit "$tmp/prefix.txt" --tokens "$k" \
             --steps "$STEPS" --json -o "$tmp/soft.safetensors")

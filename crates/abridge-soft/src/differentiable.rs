@@ -5,8 +5,8 @@
 //! without a KV cache, keeping what the backward pass needs: each layer's input, the rotated
 //! queries and keys, the values, the attention probabilities, the residual stream between
 //! attention and MLP, and the MLP's gate and up projections. Input row `i` sits at rotary
-//! position `i`, so a soft prefix of k vectors occupies positions `0..k` and the text after it
-//! starts at position k, exactly as if the k vectors were the embeddings of k tokens.
+//! position `i`, exactly as if every row were a token's embedding; soft vectors are read after
+//! the document-start token (positions 1..=k, see [`crate::prefix`]).
 //!
 //! Every matrix product, forward and backward, goes through [`kernels::matmul`] (weights are
 //! read in place, transposed or not, through strided views).

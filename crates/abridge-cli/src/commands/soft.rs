@@ -19,6 +19,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Log-likelihood of a text read after a soft prompt.
     Score(ScoreArgs),
+    /// How closely a soft prompt stands for its prompt: NLL and top-1 agreement on the prompt
+    /// text (cram), or KL and top-1 agreement with the hard prompt on queries (distill).
+    Eval(EvalArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -126,11 +129,39 @@ pub struct ScoreArgs {
     model: ModelArgs,
 }
 
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A soft prompt written by `abridge soft fit`.
+    #[arg(long, value_name = "FILE")]
+    soft: PathBuf,
+
+    /// The prompt text it stands for (`-` reads standard input).
+    #[arg(value_name = "PROMPT_FILE|-")]
+    prompt: PathBuf,
+
+    /// Queries, one per line (best held out from the fit): compares the model's next-token
+    /// distributions on its own answers after the hard prompt and after the soft prompt.
+    #[arg(long, value_name = "FILE")]
+    queries: Option<PathBuf>,
+
+    /// Most tokens of each answer.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    answer_tokens: usize,
+
+    /// Print a JSON record.
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Fit(args) => run_fit(*args),
         Command::Generate(args) => run_generate(args),
         Command::Score(args) => run_score(args),
+        Command::Eval(args) => run_eval(args),
     }
 }
 
@@ -149,15 +180,7 @@ struct FitReport {
 
 fn run_fit(args: FitArgs) -> anyhow::Result<()> {
     let prompt = read_text(&args.prompt)?;
-    let queries = match &args.queries {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the queries file {}", path.display()))?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
-        None => Vec::new(),
-    };
+    let queries = read_queries(args.queries.as_deref())?;
     let options = FitOptions {
         tokens: args.tokens,
         steps: args.steps,
@@ -233,6 +256,19 @@ fn run_fit(args: FitArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Non-blank lines of the queries file, if one is given.
+fn read_queries(path: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the queries file {}", path.display()))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 fn load_model(args: &ModelArgs) -> anyhow::Result<(LanguageModel, ModelId)> {
@@ -312,5 +348,55 @@ fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
             report.perplexity
         );
     }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    objective: &'static str,
+    loss: f64,
+    agreement: f64,
+    positions: usize,
+    seconds: f64,
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let prompt = read_text(&args.prompt)?;
+    let queries = read_queries(args.queries.as_deref())?;
+    let (soft, lm) = load_soft(&args.soft, &args.model)?;
+    let objective = if queries.is_empty() {
+        Objective::Cram
+    } else {
+        Objective::Distill
+    };
+    let options = FitOptions {
+        objective,
+        queries,
+        answer_tokens: args.answer_tokens,
+        ..FitOptions::default()
+    };
+    let started = Instant::now();
+    let evaluation = abridge_soft::fit::evaluate(&lm, &soft, &prompt, &options)?;
+    let report = EvalReport {
+        objective: objective.name(),
+        loss: evaluation.loss,
+        agreement: evaluation.agreement,
+        positions: evaluation.positions,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let what = match objective {
+        Objective::Cram => "NLL of the prompt text",
+        Objective::Distill => "KL(hard prompt || soft prompt) on the answers",
+    };
+    println!(
+        "{what}: {:.4} nats/token; top-1 agreement {:.1}% over {} tokens",
+        report.loss,
+        100.0 * report.agreement,
+        report.positions
+    );
     Ok(())
 }
