@@ -119,16 +119,34 @@ fn bad_input_gets_a_clear_error() {
     let llama = fixture("tiny-llama.gguf");
     let out = temp("never-written.safetensors");
     let out = out.to_str().unwrap();
-    let fit = |tokens: &str, steps: &str, stdin: &[u8]| {
-        let args = [
-            "soft", "fit", "-", "--model", &llama, "--tokens", tokens, "--steps", steps, "-o", out,
+    // Prompts come from files: a process that exits early would close a stdin pipe mid-write.
+    let (text, blank) = (temp("prompt.txt"), temp("blank.txt"));
+    std::fs::write(&text, "text").unwrap();
+    std::fs::write(&blank, " \n").unwrap();
+    let fit = |prompt: &PathBuf, options: &[&str]| {
+        let mut args = vec![
+            "soft",
+            "fit",
+            prompt.to_str().unwrap(),
+            "--model",
+            &llama,
+            "-o",
+            out,
         ];
-        stderr(&abridge(&args, Some(stdin)))
+        args.extend_from_slice(options);
+        stderr(&abridge(&args, None))
     };
-    assert!(fit("0", "10", b"text").contains("--tokens"));
-    assert!(fit("-1", "10", b"text").contains("--tokens"));
-    assert!(fit("2", "0", b"text").contains("--steps"));
-    assert!(fit("2", "10", b" \n").contains("empty"));
+    assert!(fit(&text, &["--tokens", "0", "--steps", "10"]).contains("--tokens"));
+    assert!(fit(&text, &["--tokens", "-1", "--steps", "10"]).contains("--tokens"));
+    assert!(fit(&text, &["--tokens", "2", "--steps", "0"]).contains("--steps"));
+    assert!(fit(&blank, &["--tokens", "2", "--steps", "10"]).contains("empty"));
+    let distill = fit(
+        &text,
+        &["--tokens", "2", "--steps", "5", "--objective", "distill"],
+    );
+    assert!(distill.contains("--queries"), "{distill}");
+    std::fs::remove_file(text).unwrap();
+    std::fs::remove_file(blank).unwrap();
     let missing = abridge(
         &[
             "soft",
@@ -142,27 +160,4 @@ fn bad_input_gets_a_clear_error() {
     );
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("soft prompt not found"));
-    let distill = abridge(
-        &[
-            "soft",
-            "fit",
-            "-",
-            "--model",
-            &llama,
-            "--tokens",
-            "2",
-            "--steps",
-            "5",
-            "--objective",
-            "distill",
-            "-o",
-            out,
-        ],
-        Some(b"text"),
-    );
-    assert!(
-        stderr(&distill).contains("--queries"),
-        "{}",
-        stderr(&distill)
-    );
 }

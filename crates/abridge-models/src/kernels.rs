@@ -174,6 +174,21 @@ pub fn target_log_prob(logits: &[f32], target: usize) -> f32 {
     logits[target] - max - sum.ln()
 }
 
+/// Softmax of the first `visible` scores of `row` in place; the rest (future keys) become 0.
+#[inline]
+pub fn causal_softmax(row: &mut [f32], visible: usize) {
+    let (seen, unseen) = row.split_at_mut(visible);
+    let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for s in seen.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    seen.iter_mut().for_each(|s| *s *= inv);
+    unseen.fill(0.0);
+}
+
 /// Query rows per attention task: bounds the score buffer to `rows × keys`.
 const ATTENTION_BLOCK: usize = 64;
 
@@ -256,17 +271,7 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
                 );
             }
             for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-                let visible = past + first + r + 1;
-                let (seen, unseen) = row.split_at_mut(visible);
-                let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for s in seen.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                seen.iter_mut().for_each(|s| *s *= inv);
-                unseen.fill(0.0);
+                causal_softmax(row, past + first + r + 1);
             }
             unsafe {
                 matmul(

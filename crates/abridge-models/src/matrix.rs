@@ -83,31 +83,24 @@ impl Matrix {
                     threads,
                 );
             },
-            Storage::Quantized { .. } => {
-                let mut tile = vec![0f32; QUANTIZED_TILE_ROWS.min(self.rows) * self.cols];
-                for first in (0..self.rows).step_by(QUANTIZED_TILE_ROWS) {
-                    let rows = QUANTIZED_TILE_ROWS.min(self.rows - first);
-                    for r in 0..rows {
-                        self.row(first + r, &mut tile[r * self.cols..(r + 1) * self.cols]);
-                    }
-                    // SAFETY: the tile holds `rows` dequantised rows; `out` columns
-                    // first..first+rows exist in every one of its m rows.
-                    unsafe {
-                        matmul(
-                            m,
-                            rows,
-                            self.cols,
-                            out.as_mut_ptr().add(first),
-                            self.rows,
-                            false,
-                            lhs,
-                            transposed(tile.as_ptr(), self.cols),
-                            1.0,
-                            threads,
-                        );
-                    }
+            Storage::Quantized { .. } => self.for_each_tile(|first, rows, tile| {
+                // SAFETY: the tile holds `rows` dequantised rows; `out` columns
+                // first..first+rows exist in every one of its m rows.
+                unsafe {
+                    matmul(
+                        m,
+                        rows,
+                        self.cols,
+                        out.as_mut_ptr().add(first),
+                        self.rows,
+                        false,
+                        lhs,
+                        transposed(tile.as_ptr(), self.cols),
+                        1.0,
+                        threads,
+                    );
                 }
-            }
+            }),
         }
     }
 
@@ -137,31 +130,37 @@ impl Matrix {
                     threads,
                 );
             },
-            Storage::Quantized { .. } => {
-                let mut tile = vec![0f32; QUANTIZED_TILE_ROWS.min(self.rows) * self.cols];
-                for first in (0..self.rows).step_by(QUANTIZED_TILE_ROWS) {
-                    let rows = QUANTIZED_TILE_ROWS.min(self.rows - first);
-                    for r in 0..rows {
-                        self.row(first + r, &mut tile[r * self.cols..(r + 1) * self.cols]);
-                    }
-                    // SAFETY: dy columns first..first+rows exist in each of its m rows; the
-                    // tile holds those rows of W. Tiles after the first accumulate.
-                    unsafe {
-                        matmul(
-                            m,
-                            self.cols,
-                            rows,
-                            dx.as_mut_ptr(),
-                            self.cols,
-                            first > 0,
-                            rows_view(dy.as_ptr().add(first), self.rows),
-                            rows_view(tile.as_ptr(), self.cols),
-                            1.0,
-                            threads,
-                        );
-                    }
+            Storage::Quantized { .. } => self.for_each_tile(|first, rows, tile| {
+                // SAFETY: dy columns first..first+rows exist in each of its m rows; the
+                // tile holds those rows of W. Tiles after the first accumulate.
+                unsafe {
+                    matmul(
+                        m,
+                        self.cols,
+                        rows,
+                        dx.as_mut_ptr(),
+                        self.cols,
+                        first > 0,
+                        rows_view(dy.as_ptr().add(first), self.rows),
+                        rows_view(tile.as_ptr(), self.cols),
+                        1.0,
+                        threads,
+                    );
                 }
+            }),
+        }
+    }
+
+    /// Calls `f(first, rows, tile)` with each run of up to [`QUANTIZED_TILE_ROWS`] rows,
+    /// dequantised into `tile`.
+    fn for_each_tile(&self, mut f: impl FnMut(usize, usize, &[f32])) {
+        let mut tile = vec![0f32; QUANTIZED_TILE_ROWS.min(self.rows) * self.cols];
+        for first in (0..self.rows).step_by(QUANTIZED_TILE_ROWS) {
+            let rows = QUANTIZED_TILE_ROWS.min(self.rows - first);
+            for r in 0..rows {
+                self.row(first + r, &mut tile[r * self.cols..(r + 1) * self.cols]);
             }
+            f(first, rows, &tile[..rows * self.cols]);
         }
     }
 }

@@ -285,16 +285,7 @@ fn attention_forward(
                 );
             }
             for (r, row) in p.chunks_exact_mut(rows).enumerate() {
-                let (seen, unseen) = row.split_at_mut(r + 1);
-                let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for s in seen.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                seen.iter_mut().for_each(|s| *s *= inv);
-                unseen.fill(0.0);
+                kernels::causal_softmax(row, r + 1);
             }
             unsafe {
                 matmul(

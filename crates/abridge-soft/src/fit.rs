@@ -360,7 +360,7 @@ fn distill_examples(
 
 /// Greedy answer to `hard` (at most `max_tokens`, ending at end-of-text) and the log-probability
 /// distribution before each of its tokens.
-pub fn teacher_answer(
+fn teacher_answer(
     lm: &LanguageModel,
     hard: &[u32],
     max_tokens: usize,

@@ -1,10 +1,10 @@
-//! The differentiable pass against the runtime, and its backward pass against finite
-//! differences, on the tiny random llama and qwen2 fixtures.
+//! The differentiable pass against the runtime (tiny random llama and qwen2 fixtures, and the
+//! real SmolLM2-135M), and its backward pass against finite differences (tiny fixtures).
 
 use std::path::PathBuf;
 
 use abridge_models::kernels::target_log_prob;
-use abridge_models::{LanguageModel, LoadOptions};
+use abridge_models::{fetch, LanguageModel, LoadOptions};
 use abridge_soft::differentiable::Differentiable;
 use abridge_soft::loss::{head_loss, Targets};
 
@@ -53,6 +53,15 @@ fn forward_equals_the_runtime_on_tiny_llama() {
 #[test]
 fn forward_equals_the_runtime_on_tiny_qwen2() {
     check_forward_parity(&tiny("tiny-qwen2"));
+}
+
+#[test]
+fn forward_equals_the_runtime_on_smollm2() {
+    let path = fetch::default_model_path();
+    let lm = LanguageModel::load(&path, LoadOptions::default()).unwrap_or_else(|e| {
+        panic!("{e}\n(the tests need the default model: run scripts/fetch-models.sh)")
+    });
+    check_forward_parity(&lm);
 }
 
 /// Mean NLL of the text given `soft` (k vectors), and its gradient with respect to `soft`.
