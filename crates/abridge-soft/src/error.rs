@@ -9,7 +9,7 @@ pub enum Error {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    #[error("{path} was fitted for the model {fitted_for} (sha256 {fitted_sha256}), not for {model} (sha256 {model_sha256}): a soft prompt only works with the exact model it was fitted for; fit it again with `abridge soft fit --model {model}`")]
+    #[error("{path} was fitted for the model {fitted_for} (sha256 {fitted_sha256}), not for {model} (sha256 {model_sha256}): a soft prompt only works with the exact model it was fitted for: fit it again with this model (`abridge soft fit --model PATH`)")]
     ModelMismatch {
         path: PathBuf,
         fitted_for: String,

@@ -241,7 +241,7 @@ fn prepare(
         .map(|e| e.inputs.len() / d)
         .max()
         .unwrap_or(0);
-    if k + longest > lm.model.config.context {
+    if k.saturating_add(longest) > lm.model.config.context {
         return Err(Error::InvalidInput(format!(
             "{k} soft vectors and {longest} tokens exceed the model's context of {} tokens",
             lm.model.config.context
