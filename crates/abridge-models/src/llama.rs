@@ -105,7 +105,7 @@ impl Config {
         Ok(config)
     }
 
-    pub fn rope_style(&self) -> RopeStyle {
+    fn rope_style(&self) -> RopeStyle {
         match self.architecture {
             Architecture::Llama => RopeStyle::Interleaved,
             Architecture::Qwen2 => RopeStyle::HalfSplit,
