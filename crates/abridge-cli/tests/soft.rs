@@ -86,6 +86,16 @@ fn fit_then_generate_regenerates_the_crammed_text() {
     let score: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let mean_nll = score["mean_nll"].as_f64().unwrap();
     assert!((mean_nll - report["loss"].as_f64().unwrap()).abs() < 1e-3);
+    let run = abridge(
+        &[
+            "soft", "eval", "--soft", soft_path, "--model", &llama, "--json", "-",
+        ],
+        Some(b"fishermen"),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let eval: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(eval["agreement"], 1.0, "{eval}");
+    assert!((eval["loss"].as_f64().unwrap() - mean_nll).abs() < 1e-3);
     std::fs::remove_file(soft).unwrap();
 }
 
