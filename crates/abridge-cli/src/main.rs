@@ -47,6 +47,9 @@ enum Command {
     Eval(Box<commands::eval::Args>),
     /// Serve compression over HTTP: a JSON API, an OpenAI-compatible compressing proxy, a web page.
     Serve(Box<commands::serve::Args>),
+    /// Soft prompts: fit k vectors that stand for a prompt, then generate or score with them.
+    #[command(subcommand)]
+    Soft(commands::soft::Command),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recover(args) => commands::recover::run(args),
         Command::Eval(args) => commands::eval::run(*args),
         Command::Serve(args) => commands::serve::run(*args),
+        Command::Soft(command) => commands::soft::run(command),
     }
 }
 

@@ -123,6 +123,21 @@ impl Rope {
 
     /// Rotates every head (`head_dim` wide) of each row of `x`; row `r` is at position `start + r`.
     pub fn apply(&self, x: &mut [f32], row_width: usize, head_dim: usize, start: usize) {
+        self.rotate::<false>(x, row_width, head_dim, start);
+    }
+
+    /// The inverse (= transposed) rotation of [`Self::apply`]: carries a gradient back through it.
+    pub fn apply_inverse(&self, x: &mut [f32], row_width: usize, head_dim: usize, start: usize) {
+        self.rotate::<true>(x, row_width, head_dim, start);
+    }
+
+    fn rotate<const INVERSE: bool>(
+        &self,
+        x: &mut [f32],
+        row_width: usize,
+        head_dim: usize,
+        start: usize,
+    ) {
         let half = self.dims / 2;
         for (r, row) in x.chunks_exact_mut(row_width).enumerate() {
             let at = (start + r) * half;
@@ -134,8 +149,9 @@ impl Rope {
                         RopeStyle::HalfSplit => (i, i + half),
                     };
                     let (x0, x1) = (head[a], head[b]);
-                    head[a] = x0 * cos[i] - x1 * sin[i];
-                    head[b] = x0 * sin[i] + x1 * cos[i];
+                    let sin = if INVERSE { -sin[i] } else { sin[i] };
+                    head[a] = x0 * cos[i] - x1 * sin;
+                    head[b] = x0 * sin + x1 * cos[i];
                 }
             }
         }
@@ -152,6 +168,15 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 pub fn target_log_prob(logits: &[f32], target: usize) -> f32 {
     let max = vector::max(logits);
     logits[target] - max - vector::sum_exp(logits, max).ln()
+}
+
+/// Softmax of the first `visible` scores of `row` in place; the rest (future keys) become 0.
+pub fn causal_softmax(row: &mut [f32], visible: usize) {
+    let (seen, unseen) = row.split_at_mut(visible);
+    let max = vector::max(seen);
+    let inverse_sum = 1.0 / vector::exp_in_place(seen, max);
+    seen.iter_mut().for_each(|s| *s *= inverse_sum);
+    unseen.fill(0.0);
 }
 
 /// Query rows per attention task.
@@ -427,5 +452,10 @@ mod tests {
         let mut x = vec![1.0, 1.0, 0.0, 0.0];
         rope.apply(&mut x, 4, 4, 1);
         assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
+        rope.apply_inverse(&mut x, 4, 4, 1);
+        assert!(x
+            .iter()
+            .zip([1.0, 1.0, 0.0, 0.0])
+            .all(|(a, b)| (a - b).abs() < 1e-6));
     }
 }

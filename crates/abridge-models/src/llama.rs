@@ -124,13 +124,14 @@ pub struct LoadOptions {
     pub context_limit: Option<usize>,
 }
 
-struct Linear {
-    weight: Matrix,
-    bias: Option<Vec<f32>>,
+/// A projection `x · Wᵀ (+ b)`.
+pub struct Linear {
+    pub weight: Matrix,
+    pub bias: Option<Vec<f32>>,
 }
 
 impl Linear {
-    fn forward(&self, x: &[f32], m: usize, out: &mut [f32], threads: usize) {
+    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32], threads: usize) {
         self.weight.forward(x, m, out, threads);
         if let Some(bias) = &self.bias {
             for row in out.chunks_exact_mut(bias.len()) {
@@ -140,16 +141,17 @@ impl Linear {
     }
 }
 
-struct Layer {
-    attn_norm: Vec<f32>,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    output: Matrix,
-    ffn_norm: Vec<f32>,
-    gate: Matrix,
-    up: Matrix,
-    down: Matrix,
+/// One transformer block's weights (read by abridge-soft's differentiable pass).
+pub struct Layer {
+    pub attn_norm: Vec<f32>,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub output: Matrix,
+    pub ffn_norm: Vec<f32>,
+    pub gate: Matrix,
+    pub up: Matrix,
+    pub down: Matrix,
 }
 
 /// A loaded llama-family model.
@@ -290,6 +292,26 @@ impl CausalLm {
         total
     }
 
+    pub fn embedding(&self) -> &Matrix {
+        &self.embedding
+    }
+
+    pub fn lm_head(&self) -> &Matrix {
+        &self.lm_head
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn output_norm(&self) -> &[f32] {
+        &self.output_norm
+    }
+
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
     pub fn new_cache(&self) -> KvCache {
         KvCache {
             keys: vec![Vec::new(); self.config.layers],
@@ -315,20 +337,44 @@ impl CausalLm {
             )));
         }
         for chunk in ids.chunks(FORWARD_CHUNK) {
-            self.forward_chunk(cache, chunk);
+            let mut x = vec![0f32; chunk.len() * self.config.hidden];
+            for (row, &id) in x.chunks_exact_mut(self.config.hidden).zip(chunk) {
+                self.embedding.row(id as usize, row);
+            }
+            self.forward_chunk(cache, x);
         }
         Ok(())
     }
 
-    fn forward_chunk(&self, cache: &mut KvCache, ids: &[u32]) {
+    /// Reads input vectors (`hidden` wide rows, e.g. a soft prompt) after what `cache` holds, as
+    /// if they were the embeddings of tokens.
+    pub fn forward_embeddings(&self, cache: &mut KvCache, embeddings: &[f32]) -> Result<()> {
+        let d = self.config.hidden;
+        if embeddings.len() % d != 0 || embeddings.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput(format!(
+                "input embeddings must be finite rows of {d} values"
+            )));
+        }
+        let rows = embeddings.len() / d;
+        if cache.len + rows > self.config.context {
+            return Err(Error::InvalidInput(format!(
+                "{} positions exceed the model's context of {} tokens",
+                cache.len + rows,
+                self.config.context
+            )));
+        }
+        for chunk in embeddings.chunks(FORWARD_CHUNK * d) {
+            self.forward_chunk(cache, chunk.to_vec());
+        }
+        Ok(())
+    }
+
+    /// Runs the layers over input rows `x` (embeddings) at the positions after `cache`.
+    fn forward_chunk(&self, cache: &mut KvCache, mut x: Vec<f32>) {
         let c = &self.config;
         let threads = rayon::current_num_threads();
-        let (t, d, past) = (ids.len(), c.hidden, cache.len);
+        let (t, d, past) = (x.len() / c.hidden, c.hidden, cache.len);
         let (q_width, kv_width) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
-        let mut x = vec![0f32; t * d];
-        for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
-            self.embedding.row(id as usize, row);
-        }
         let mut normed = vec![0f32; t * d];
         let mut q = vec![0f32; t * q_width];
         let mut k = vec![0f32; t * kv_width];
@@ -367,6 +413,17 @@ impl CausalLm {
         kernels::rms_norm(&x, &self.output_norm, c.rms_eps, &mut normed);
         cache.hidden.extend_from_slice(&normed);
         cache.len += t;
+    }
+
+    /// The next-token logits (`vocab` long) at `position` of `cache`.
+    pub fn next_token_logits(&self, cache: &KvCache, position: usize) -> Vec<f32> {
+        let d = self.config.hidden;
+        assert!(position < cache.len);
+        let mut logits = vec![0f32; self.config.vocab];
+        let hidden = &cache.hidden[position * d..(position + 1) * d];
+        self.lm_head
+            .forward(hidden, 1, &mut logits, rayon::current_num_threads());
+        logits
     }
 
     /// `ln p(targets[i] | positions ..= from + i)`: the log-probability the model gave, at

@@ -96,31 +96,84 @@ impl Matrix {
                     threads,
                 );
             },
-            Storage::Quantized { .. } => {
-                let mut tile = vec![0f32; QUANTIZED_TILE_ROWS.min(self.rows) * self.cols];
-                for first in (0..self.rows).step_by(QUANTIZED_TILE_ROWS) {
-                    let rows = QUANTIZED_TILE_ROWS.min(self.rows - first);
-                    for r in 0..rows {
-                        self.row(first + r, &mut tile[r * self.cols..(r + 1) * self.cols]);
-                    }
-                    // SAFETY: the tile holds `rows` dequantised rows; `out` columns
-                    // first..first+rows exist in every one of its m rows.
-                    unsafe {
-                        matmul(
-                            m,
-                            rows,
-                            self.cols,
-                            out.as_mut_ptr().add(first),
-                            self.rows,
-                            false,
-                            lhs,
-                            transposed(tile.as_ptr(), self.cols),
-                            1.0,
-                            threads,
-                        );
-                    }
+            Storage::Quantized { .. } => self.for_each_tile(|first, rows, tile| {
+                // SAFETY: the tile holds `rows` dequantised rows; `out` columns
+                // first..first+rows exist in every one of its m rows.
+                unsafe {
+                    matmul(
+                        m,
+                        rows,
+                        self.cols,
+                        out.as_mut_ptr().add(first),
+                        self.rows,
+                        false,
+                        lhs,
+                        transposed(tile.as_ptr(), self.cols),
+                        1.0,
+                        threads,
+                    );
                 }
+            }),
+        }
+    }
+
+    /// `dx[m, cols] = dy[m, rows] · W`: the gradient of [`Self::forward`] with respect to its
+    /// input (the weights themselves stay frozen).
+    pub fn backward(&self, dy: &[f32], m: usize, dx: &mut [f32], threads: usize) {
+        assert_eq!(dy.len(), m * self.rows);
+        assert_eq!(dx.len(), m * self.cols);
+        let rows_view = |ptr: *const f32, cols: usize| View {
+            ptr,
+            row_stride: cols as isize,
+            col_stride: 1,
+        };
+        match &self.storage {
+            // SAFETY: shapes asserted above; the stored Wᵀ (cols × rows) is read transposed.
+            Storage::F32Transposed(w) => unsafe {
+                matmul(
+                    m,
+                    self.cols,
+                    self.rows,
+                    dx.as_mut_ptr(),
+                    self.cols,
+                    false,
+                    rows_view(dy.as_ptr(), self.rows),
+                    transposed(w.as_ptr(), self.rows),
+                    1.0,
+                    threads,
+                );
+            },
+            Storage::Quantized { .. } => self.for_each_tile(|first, rows, tile| {
+                // SAFETY: dy columns first..first+rows exist in each of its m rows; the
+                // tile holds those rows of W. Tiles after the first accumulate.
+                unsafe {
+                    matmul(
+                        m,
+                        self.cols,
+                        rows,
+                        dx.as_mut_ptr(),
+                        self.cols,
+                        first > 0,
+                        rows_view(dy.as_ptr().add(first), self.rows),
+                        rows_view(tile.as_ptr(), self.cols),
+                        1.0,
+                        threads,
+                    );
+                }
+            }),
+        }
+    }
+
+    /// Calls `f(first, rows, tile)` with each run of up to [`QUANTIZED_TILE_ROWS`] rows,
+    /// dequantised into `tile`.
+    fn for_each_tile(&self, mut f: impl FnMut(usize, usize, &[f32])) {
+        let mut tile = vec![0f32; QUANTIZED_TILE_ROWS.min(self.rows) * self.cols];
+        for first in (0..self.rows).step_by(QUANTIZED_TILE_ROWS) {
+            let rows = QUANTIZED_TILE_ROWS.min(self.rows - first);
+            for r in 0..rows {
+                self.row(first + r, &mut tile[r * self.cols..(r + 1) * self.cols]);
             }
+            f(first, rows, &tile[..rows * self.cols]);
         }
     }
 }
@@ -182,6 +235,38 @@ mod tests {
             .collect();
         for ((a, b), n) in a.iter().zip(&b).zip(&naive) {
             assert!((a - b).abs() < 1e-4 && (a - n).abs() < 1e-3, "{a} {b} {n}");
+        }
+    }
+
+    #[test]
+    fn backward_multiplies_by_the_untransposed_weights() {
+        let (rows, cols, m) = (300, 64, 3);
+        let values: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut bytes = Vec::new();
+        for block in values.chunks(32) {
+            bytes.extend_from_slice(&f16::from_f32(1.0 / 127.0).to_bits().to_le_bytes());
+            bytes.extend(block.iter().map(|v| (v * 127.0).round() as i8 as u8));
+        }
+        let mut dequantised = vec![0f32; rows * cols];
+        GgmlType::Q8_0.dequantize(&bytes, &mut dequantised);
+        let dy: Vec<f32> = (0..m * rows).map(|i| (i as f32 * 0.37).sin()).collect();
+        let naive: Vec<f32> = (0..m * cols)
+            .map(|i| {
+                let (t, c) = (i / cols, i % cols);
+                (0..rows)
+                    .map(|r| dy[t * rows + r] * dequantised[r * cols + c])
+                    .sum()
+            })
+            .collect();
+        for matrix in [
+            Matrix::from_f32(rows, cols, dequantised.clone()),
+            Matrix::quantized(rows, cols, GgmlType::Q8_0, bytes),
+        ] {
+            let mut dx = vec![0f32; m * cols];
+            matrix.backward(&dy, m, &mut dx, 1);
+            for (a, n) in dx.iter().zip(&naive) {
+                assert!((a - n).abs() < 1e-3, "{a} {n}");
+            }
         }
     }
 }

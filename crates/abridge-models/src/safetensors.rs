@@ -60,6 +60,8 @@ pub struct SafeTensors {
     pub path: PathBuf,
     file: File,
     tensors: BTreeMap<String, TensorInfo>,
+    /// The header's `__metadata__` (string values only).
+    metadata: BTreeMap<String, String>,
 }
 
 impl SafeTensors {
@@ -97,8 +99,17 @@ impl SafeTensors {
             .map_err(|e| invalid(format!("its header is not a JSON object: {e}")))?;
         let data_start = 8 + header_len;
         let mut tensors = BTreeMap::new();
+        let mut metadata = BTreeMap::new();
         for (name, entry) in header {
             if name == "__metadata__" {
+                // The format allows only strings here; anything else is skipped, not fatal,
+                // so files from lax writers still load.
+                if let serde_json::Value::Object(map) = entry {
+                    metadata = map
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+                        .collect();
+                }
                 continue;
             }
             let info = parse_entry(&entry, data_start, file_len)
@@ -109,7 +120,12 @@ impl SafeTensors {
             path: path.to_path_buf(),
             file,
             tensors,
+            metadata,
         })
+    }
+
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
     }
 
     pub fn get(&self, name: &str) -> Option<&TensorInfo> {
@@ -243,6 +259,7 @@ mod tests {
         let path = write_file("types", header, &data);
         let st = SafeTensors::open(&path).unwrap();
         assert_eq!(st.names().collect::<Vec<_>>(), ["a", "b", "c", "ids"]);
+        assert_eq!(st.metadata()["format"], "pt");
         assert_eq!(st.read_f32("a", &[2]).unwrap(), [1.5, -2.0]);
         assert_eq!(st.read_f32("b", &[1, 1]).unwrap(), [0.25]);
         assert_eq!(st.read_f32("c", &[1]).unwrap(), [-3.0]);

@@ -5,6 +5,7 @@ pub mod models;
 pub mod recover;
 pub mod score;
 pub mod serve;
+pub mod soft;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {

@@ -1,0 +1,37 @@
+use std::path::PathBuf;
+
+/// Errors of soft-prompt fitting and use. Each message says what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Model(#[from] abridge_models::Error),
+
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    #[error("{path} was fitted for the model {fitted_for} (sha256 {fitted_sha256}), not for {model} (sha256 {model_sha256}): a soft prompt only works with the exact model it was fitted for: fit it again with this model (`abridge soft fit --model PATH`)")]
+    ModelMismatch {
+        path: PathBuf,
+        fitted_for: String,
+        fitted_sha256: String,
+        model: String,
+        model_sha256: String,
+    },
+
+    #[error(
+        "soft prompt not found at {path}: fit one with `abridge soft fit PROMPT_FILE -o {path}`"
+    )]
+    NotFound { path: PathBuf },
+
+    #[error("{path} is not a soft prompt written by `abridge soft fit`: {reason}")]
+    InvalidFile { path: PathBuf, reason: String },
+
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,25 @@
+//! abridge-soft: soft prompts for abridge's own llama runtime.
+//!
+//! A soft prompt is k input vectors that a model reads in place of a prompt's tokens. They are
+//! fitted per prompt (Wingate et al. 2022, "CC") with the model frozen, which needs gradients
+//! with respect to the model's inputs:
+//!
+//! - [`differentiable`]: an f32 forward pass of abridge-models' llama / qwen2 model over input
+//!   vectors, keeping its activations, and the hand-written backward pass to those vectors;
+//! - [`loss`]: next-token NLL and KL(teacher ‖ model) on the LM head, with their gradients;
+//! - [`fit`]: Adam on the `cram` (regenerate the prompt) or `distill` (behave as with the prompt)
+//!   objective;
+//! - [`soft_prompt`]: the fitted vectors and their `.safetensors` file, tied to one model by its
+//!   sha256;
+//! - [`prefix`]: generation and scoring with a soft prompt on the runtime's KV-cache path.
+
+pub mod differentiable;
+pub mod error;
+pub mod fit;
+pub mod loss;
+pub mod prefix;
+pub mod soft_prompt;
+
+pub use error::{Error, Result};
+pub use fit::{fit, FitOptions, Fitted, Init, Objective, Progress};
+pub use soft_prompt::{FitRecord, ModelId, SoftPrompt};

@@ -1,0 +1,181 @@
+//! A fitted soft prompt and its file: `.safetensors` with one F32 tensor `soft_prompt`
+//! (`k × hidden`) and string metadata naming the model it was fitted for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use abridge_models::safetensors::SafeTensors;
+
+use crate::error::{Error, Result};
+
+/// The tensor's name in the file.
+const TENSOR: &str = "soft_prompt";
+/// `__metadata__["format"]` of our files.
+const FORMAT: &str = "abridge-soft-prompt";
+
+/// The model a soft prompt belongs to: it works with this exact file only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelId {
+    /// The GGUF file's name (for messages).
+    pub file: String,
+    /// sha256 of the GGUF file.
+    pub sha256: String,
+}
+
+impl ModelId {
+    pub fn of_file(path: &Path) -> Result<Self> {
+        Ok(Self {
+            file: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            sha256: abridge_models::fetch::sha256_file(path)?,
+        })
+    }
+}
+
+/// How a soft prompt was fitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitRecord {
+    /// `cram` or `distill`.
+    pub objective: String,
+    /// The objective's last value (nats per predicted token).
+    pub loss: f64,
+    /// Optimisation steps taken.
+    pub steps: usize,
+    /// Tokens of the prompt text it stands for.
+    pub text_tokens: usize,
+}
+
+/// `k` input vectors that stand for a prompt, for one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftPrompt {
+    /// `k × hidden`, row-major.
+    pub vectors: Vec<f32>,
+    pub hidden: usize,
+    pub model: ModelId,
+    pub fit: FitRecord,
+}
+
+impl SoftPrompt {
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.vectors.len() / self.hidden
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    /// Refuses to be used with any model but the one it was fitted for.
+    pub fn check_model(&self, path: &Path, model: &ModelId) -> Result<()> {
+        if self.model.sha256 == model.sha256 {
+            return Ok(());
+        }
+        Err(Error::ModelMismatch {
+            path: path.to_path_buf(),
+            fitted_for: self.model.file.clone(),
+            fitted_sha256: self.model.sha256.clone(),
+            model: model.file.clone(),
+            model_sha256: model.sha256.clone(),
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let metadata: BTreeMap<&str, String> = BTreeMap::from([
+            ("format", FORMAT.to_string()),
+            ("model_file", self.model.file.clone()),
+            ("model_sha256", self.model.sha256.clone()),
+            ("k", self.len().to_string()),
+            ("objective", self.fit.objective.clone()),
+            ("loss", self.fit.loss.to_string()),
+            ("steps", self.fit.steps.to_string()),
+            ("text_tokens", self.fit.text_tokens.to_string()),
+        ]);
+        let data_bytes = self.vectors.len() * 4;
+        let header = serde_json::json!({
+            "__metadata__": metadata,
+            TENSOR: {
+                "dtype": "F32",
+                "shape": [self.len(), self.hidden],
+                "data_offsets": [0, data_bytes],
+            },
+        })
+        .to_string();
+        // The format pads the header with spaces so the data starts 8-byte aligned.
+        let padded = header.len().next_multiple_of(8);
+        let mut bytes = Vec::with_capacity(8 + padded + data_bytes);
+        bytes.extend_from_slice(&(padded as u64).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.resize(8 + padded, b' ');
+        bytes.extend(self.vectors.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(path, bytes).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = SafeTensors::open(path).map_err(|e| match e {
+            abridge_models::Error::ModelNotFound { .. } => Error::NotFound {
+                path: path.to_path_buf(),
+            },
+            other => invalid(other.to_string()),
+        })?;
+        let meta = file.metadata();
+        let text = |key: &str| {
+            meta.get(key)
+                .cloned()
+                .ok_or_else(|| invalid(format!("its metadata has no `{key}`")))
+        };
+        let number = |key: &str| -> Result<usize> {
+            text(key)?
+                .parse()
+                .map_err(|_| invalid(format!("its metadata `{key}` is not a whole number")))
+        };
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(invalid(format!("its metadata `format` is not `{FORMAT}`")));
+        }
+        let shape = file
+            .get(TENSOR)
+            .map(|t| t.shape.clone())
+            .ok_or_else(|| invalid(format!("it has no `{TENSOR}` tensor")))?;
+        let [k, hidden] = shape[..] else {
+            return Err(invalid(format!(
+                "`{TENSOR}` has shape {shape:?}, not [k, hidden]"
+            )));
+        };
+        if k == 0 || hidden == 0 || number("k")? != k {
+            return Err(invalid(format!(
+                "`{TENSOR}` has shape {shape:?}, its metadata k = {}",
+                text("k")?
+            )));
+        }
+        let vectors = file
+            .read_f32(TENSOR, &shape)
+            .map_err(|e| invalid(e.to_string()))?;
+        if vectors.iter().any(|v| !v.is_finite()) {
+            return Err(invalid("its vectors are not all finite".into()));
+        }
+        Ok(Self {
+            vectors,
+            hidden,
+            model: ModelId {
+                file: text("model_file")?,
+                sha256: text("model_sha256")?,
+            },
+            fit: FitRecord {
+                objective: text("objective")?,
+                loss: text("loss")?
+                    .parse()
+                    .map_err(|_| invalid("its metadata `loss` is not a number".into()))?,
+                steps: number("steps")?,
+                text_tokens: number("text_tokens")?,
+            },
+        })
+    }
+}
