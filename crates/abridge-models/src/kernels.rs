@@ -436,6 +436,66 @@ mod tests {
     }
 
     #[test]
+    fn matmul_matches_the_definition_on_odd_shapes_and_strides() {
+        for (m, n, k, threads) in [
+            (1, 1, 1, 1),
+            (3, 17, 5, 1),
+            (67, 33, 129, 2),
+            (130, 7, 64, 2),
+        ] {
+            let a = pseudo_random(m * k, 4);
+            let b = pseudo_random(k * n, 5);
+            // b read transposed (n × k storage), the result accumulated onto ones.
+            let mut out = vec![1f32; m * n];
+            unsafe {
+                matmul(
+                    m,
+                    n,
+                    k,
+                    out.as_mut_ptr(),
+                    n,
+                    true,
+                    View {
+                        ptr: a.as_ptr(),
+                        row_stride: k as isize,
+                        col_stride: 1,
+                    },
+                    View {
+                        ptr: b.as_ptr(),
+                        row_stride: 1,
+                        col_stride: k as isize,
+                    },
+                    0.5,
+                    threads,
+                );
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f32 = (0..k).map(|c| a[i * k + c] * b[j * k + c]).sum();
+                    let expected = 1.0 + 0.5 * dot;
+                    assert!((out[i * n + j] - expected).abs() < 1e-4, "{m}x{n}x{k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_scales_each_row_to_unit_root_mean_square() {
+        let (rows, d) = (3, 37);
+        let x = pseudo_random(rows * d, 6);
+        let weight = pseudo_random(d, 7);
+        let mut out = vec![0f32; rows * d];
+        rms_norm(&x, &weight, 1e-5, &mut out);
+        for r in 0..rows {
+            let row = &x[r * d..][..d];
+            let rms = (row.iter().map(|v| v * v).sum::<f32>() / d as f32 + 1e-5).sqrt();
+            for c in 0..d {
+                assert!((out[r * d + c] - row[c] / rms * weight[c]).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
     fn target_log_prob_is_a_log_softmax_entry() {
         let logits = [1.0f32, 2.0, 3.0];
         let z: f32 = logits.iter().map(|v| v.exp()).sum();
