@@ -284,6 +284,14 @@ pub fn compress_with(
     };
     meter.finish();
 
+    let coarse_only = match &request.method {
+        Method::Llmlingua(options) => !options.use_token_level_filter,
+        Method::LongLlmlingua(options) => !options.use_token_level_filter,
+        _ => false,
+    };
+    if coarse_only {
+        decided = Some(plan.not_excluded());
+    }
     let kept = decided.unwrap_or_else(|| {
         select(
             text,

@@ -92,6 +92,14 @@ impl Plan {
         }
     }
 
+    /// Every unit no coarse stage removed.
+    pub fn not_excluded(&self) -> Vec<bool> {
+        self.roles
+            .iter()
+            .map(|role| *role != Role::Exclude)
+            .collect()
+    }
+
     /// Only the units that must be kept.
     pub fn kept_by_role(&self) -> Vec<bool> {
         self.roles.iter().map(|role| *role == Role::Keep).collect()

@@ -147,6 +147,24 @@ fn budget_controller_keeps_high_perplexity_demonstrations_in_original_order() {
 }
 
 #[test]
+fn without_the_token_level_filter_kept_demonstrations_stay_whole() {
+    let (scorer, contexts) = demonstrations();
+    let options = LlmlinguaOptions {
+        context_budget: ContextBudget::Add(0.0),
+        use_token_level_filter: false,
+        ..Default::default()
+    };
+    let mut request = request(&contexts, Budget::TargetTokens(6), options);
+    request.instruction = "Instr.".into();
+    request.question = "Q?".into();
+    // The same coarse decision as above, but "mid mid mid" is not cut to fit: only whole
+    // demonstrations go, so the result may exceed the target.
+    let result = run(&request, &scorer);
+    assert_eq!(result.text, "Instr.\n\nmid mid mid\n\nhigh high high\n\nQ?");
+    assert!(result.compressed_tokens > 6);
+}
+
+#[test]
 fn forced_and_marked_demonstrations_pass_the_budget_controller() {
     let (scorer, contexts) = demonstrations();
     let options = LlmlinguaOptions {

@@ -39,6 +39,7 @@ pub struct PromptOptions {
     pub force_tokens: Vec<String>,
     pub force_reserve_digit: bool,
     pub use_context_level_filter: bool,
+    pub use_token_level_filter: bool,
     pub use_sentence_level_filter: bool,
     pub keep_first_sentence: usize,
     pub keep_last_sentence: usize,
@@ -152,6 +153,7 @@ impl PromptOptions {
                 context_budget,
                 use_context_level_filter: self.use_context_level_filter,
                 force_context_ids,
+                use_token_level_filter: self.use_token_level_filter,
             }));
         }
         Ok(Method::LongLlmlingua(LongLlmlinguaOptions {
@@ -168,6 +170,7 @@ impl PromptOptions {
             keep_sentences,
             token_budget_ratio: self.token_budget_ratio,
             add_instruction: self.add_instruction,
+            use_token_level_filter: self.use_token_level_filter,
         }))
     }
 

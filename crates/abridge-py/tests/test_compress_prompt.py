@@ -136,7 +136,6 @@ def test_bad_values_raise_value_error_with_the_fix(compressor, sample, documents
         ({"condition_in_question": "sideways"}, "condition_in_question"),
         ({"reorder_context": "random"}, "reorder"),
         ({"drop_consecutive": True}, "drop_consecutive"),
-        ({"use_token_level_filter": False}, "use_token_level_filter"),
         ({"context_level_rate": 0.5}, "LLMLingua-2"),
         ({"force_context_ids": [9]}, "no context 9"),
         ({"unit": "paragraph"}, "unknown unit"),
@@ -151,6 +150,17 @@ def test_bad_values_raise_value_error_with_the_fix(compressor, sample, documents
         compressor.compress_prompt("")
     with pytest.raises(ValueError, match="abridge"):
         compressor.compress_prompt("a <abridge rate=7>broken</abridge> tag")
+
+
+def test_without_the_token_level_filter_whole_contexts_are_kept_or_dropped(compressor, documents):
+    result = compressor.compress_prompt(
+        documents, rate=0.4, context_budget="+0", use_token_level_filter=False
+    )
+    kept = result["compressed_prompt"]
+    # Every document is either there verbatim or gone; at least one of each at this rate.
+    present = [d in kept for d in documents]
+    assert any(present) and not all(present), present
+    assert kept == "\n\n".join(d for d, p in zip(documents, present) if p)
 
 
 def test_longllmlingua_options_select_longllmlingua(compressor, documents):

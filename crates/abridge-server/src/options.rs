@@ -213,6 +213,7 @@ impl CompressOptions {
                         .use_context_level_filter
                         .unwrap_or(defaults.use_context_level_filter),
                     force_context_ids: self.force_context_ids.clone().unwrap_or_default(),
+                    ..defaults
                 })
             }
             "selective-context" | "selective_context" => {

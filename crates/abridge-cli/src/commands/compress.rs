@@ -135,6 +135,11 @@ pub struct Args {
     #[arg(long)]
     no_context_filter: bool,
 
+    /// (Long)LLMLingua: only drop whole contexts (and, with --sentence-filter, whole sentences);
+    /// keep what remains word for word (llmlingua's use_token_level_filter=False).
+    #[arg(long, conflicts_with = "no_context_filter")]
+    no_token_filter: bool,
+
     /// (Long)LLMLingua: a context (0-based) the coarse filter always keeps; repeat for several.
     #[arg(long = "force-context-id", value_name = "INDEX")]
     force_context_ids: Vec<usize>,
@@ -327,6 +332,7 @@ fn request(args: &Args) -> anyhow::Result<CompressRequest> {
             context_budget: args.context_budget.parse::<ContextBudget>()?,
             use_context_level_filter: !args.no_context_filter,
             force_context_ids: args.force_context_ids.clone(),
+            use_token_level_filter: !args.no_token_filter,
         }),
         MethodName::Longllmlingua => Method::LongLlmlingua(LongLlmlinguaOptions {
             rank_method: args.rank_method.into(),
@@ -346,6 +352,7 @@ fn request(args: &Args) -> anyhow::Result<CompressRequest> {
             },
             token_budget_ratio: args.token_budget_ratio,
             add_instruction: args.add_instruction,
+            use_token_level_filter: !args.no_token_filter,
         }),
         MethodName::Llmlingua2 => Method::Llmlingua2(Llmlingua2Options {
             compat: args.llmlingua2_compat,

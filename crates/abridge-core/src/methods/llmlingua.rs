@@ -45,6 +45,9 @@ pub struct LlmlinguaOptions {
     pub use_context_level_filter: bool,
     /// Contexts (0-based) the coarse filter always keeps.
     pub force_context_ids: Vec<usize>,
+    /// Compress inside the contexts the coarse filter keeps; `false` keeps them whole, so only
+    /// whole contexts are dropped (LLMLingua's `use_token_level_filter=False`).
+    pub use_token_level_filter: bool,
 }
 
 impl Default for LlmlinguaOptions {
@@ -54,6 +57,7 @@ impl Default for LlmlinguaOptions {
             context_budget: ContextBudget::Add(100.0),
             use_context_level_filter: true,
             force_context_ids: Vec::new(),
+            use_token_level_filter: true,
         }
     }
 }
@@ -135,6 +139,16 @@ pub(crate) struct Scored {
     pub window_kept: Vec<bool>,
 }
 
+impl Scored {
+    /// No fine stage ran (`use_token_level_filter = false`): nothing scored, nothing dropped.
+    pub(crate) fn unscored(plan: &Plan) -> Self {
+        Self {
+            scores: vec![None; plan.units.len()],
+            window_kept: vec![true; plan.units.len()],
+        }
+    }
+}
+
 /// Runs the coarse filter (marking dropped contexts' units [`Role::Exclude`] in `plan`) and the
 /// iterative fine pass.
 pub(crate) fn score(
@@ -171,6 +185,9 @@ pub(crate) fn score(
         None => vec![true; prompt.contexts.len()],
     };
 
+    if !options.use_token_level_filter {
+        return Ok(Scored::unscored(plan));
+    }
     let mut stream = Stream::default();
     for (context, units) in context_units.iter().enumerate() {
         if kept_contexts[context] && !units.is_empty() {

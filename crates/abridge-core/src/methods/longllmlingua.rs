@@ -74,6 +74,9 @@ pub struct LongLlmlinguaOptions {
     pub token_budget_ratio: f64,
     /// Condition on the instruction too (after the question).
     pub add_instruction: bool,
+    /// Compress inside the documents the coarse stages keep; `false` keeps them whole (only the
+    /// document and sentence filters drop text).
+    pub use_token_level_filter: bool,
 }
 
 impl Default for LongLlmlinguaOptions {
@@ -105,6 +108,7 @@ impl LongLlmlinguaOptions {
             keep_sentences: KeepSentences::default(),
             token_budget_ratio: 1.4,
             add_instruction: false,
+            use_token_level_filter: true,
         }
     }
 
@@ -379,6 +383,9 @@ pub(crate) fn score(
         )?;
     }
 
+    if !options.use_token_level_filter {
+        return Ok(Scored::unscored(plan));
+    }
     // The model reads what the coarse stages left: runs of units not excluded.
     let mut stream = Stream::default();
     for units in context_units.iter().filter(|u| !u.is_empty()) {

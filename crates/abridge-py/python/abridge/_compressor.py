@@ -335,9 +335,6 @@ class PromptCompressor:
         # llmlingua options we accept but do not act on, or refuse when changed.
         if kw["force_context_number"] is not None:
             raise ValueError("force_context_number is not supported (llmlingua never applies it)")
-        _check_bool("use_token_level_filter", kw["use_token_level_filter"])
-        _unsupported("use_token_level_filter", kw["use_token_level_filter"], True,
-                     "the core has no coarse-only mode yet")
         _check_bool("keep_split", kw["keep_split"])  # abridge keeps line breaks anyway
         _check_number("high_priority_bonus", kw["high_priority_bonus"])  # no effect, see docstring
         for name in ("context_segs", "context_segs_rate", "context_segs_compress"):
@@ -376,6 +373,7 @@ class PromptCompressor:
             "force_tokens": _check_strs("force_tokens", kw["force_tokens"]),
             "force_reserve_digit": _check_bool("force_reserve_digit", kw["force_reserve_digit"]),
             "use_context_level_filter": _check_bool("use_context_level_filter", kw["use_context_level_filter"]),
+            "use_token_level_filter": _check_bool("use_token_level_filter", kw["use_token_level_filter"]),
             "use_sentence_level_filter": _check_bool("use_sentence_level_filter", kw["use_sentence_level_filter"]),
             "keep_first_sentence": _check_int("keep_first_sentence", kw["keep_first_sentence"], 0),
             "keep_last_sentence": _check_int("keep_last_sentence", kw["keep_last_sentence"], 0),
@@ -485,14 +483,15 @@ class PromptCompressor:
         ``rank_method="longllmlingua"`` turns ``condition_in_question="none"`` into ``"after"``).
 
         Other llmlingua arguments, with llmlingua's meaning: iterative_size, force_context_ids,
-        use_context_level_filter, use_sentence_level_filter, keep_first_sentence,
+        use_context_level_filter, use_token_level_filter (``False``: only whole contexts, and
+        with the sentence filter whole sentences, are dropped), use_sentence_level_filter,
+        keep_first_sentence,
         keep_last_sentence, keep_sentence_number, context_budget (``"+N"`` or ``"*K"``, parsed,
         not ``eval``-ed), token_budget_ratio, add_instruction, concate_question, force_tokens
         (kept wherever they occur, for every method), force_reserve_digit (keep words with
         digits), return_word_label / word_sep / label_sep (``fn_labeled_original_prompt``, per
         word). keep_split and high_priority_bonus are accepted and have no effect (line breaks
-        always survive; kept sentences are simply kept). use_token_level_filter=False,
-        force_context_number, strict_preserve_uncompressed=False, token_to_word other than
+        always survive; kept sentences are simply kept). force_context_number, strict_preserve_uncompressed=False, token_to_word other than
         ``"mean"`` and chunk_end_tokens other than ``[".", "\\n"]`` raise ``ValueError``.
 
         LLMLingua-2 (``PromptCompressor(model_name=DIR, use_llmlingua2=True)``): the words the
