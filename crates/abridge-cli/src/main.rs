@@ -47,6 +47,9 @@ enum Command {
     Eval(Box<commands::eval::Args>),
     /// Serve compression over HTTP: a JSON API, an OpenAI-compatible compressing proxy, a web page.
     Serve(Box<commands::serve::Args>),
+    /// Train abridge-fast's token classifier on the teacher's labels.
+    #[command(subcommand)]
+    Distill(commands::distill::Command),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recover(args) => commands::recover::run(args),
         Command::Eval(args) => commands::eval::run(*args),
         Command::Serve(args) => commands::serve::run(*args),
+        Command::Distill(command) => commands::distill::run(command),
     }
 }
 

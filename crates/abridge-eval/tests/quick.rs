@@ -55,6 +55,7 @@ fn quick_evaluation_meets_its_floors() {
                 evaluator: None,
                 evaluator_name: None,
                 embedder: None,
+                classifier: None,
             },
             &counter,
             &mut |_| {},
