@@ -45,11 +45,11 @@ enum Command {
     Recover(commands::recover::Args),
     /// Measure compression quality on real datasets against baselines.
     Eval(Box<commands::eval::Args>),
-    /// Serve compression over HTTP: a JSON API, an OpenAI-compatible compressing proxy, a web page.
-    Serve(Box<commands::serve::Args>),
     /// Train abridge-fast's token classifier on the teacher's labels.
     #[command(subcommand)]
     Distill(commands::distill::Command),
+    /// Serve compression over HTTP: a JSON API, an OpenAI-compatible compressing proxy, a web page.
+    Serve(Box<commands::serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -77,8 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(command) => commands::models::run(command),
         Command::Recover(args) => commands::recover::run(args),
         Command::Eval(args) => commands::eval::run(*args),
-        Command::Serve(args) => commands::serve::run(*args),
         Command::Distill(command) => commands::distill::run(command),
+        Command::Serve(args) => commands::serve::run(*args),
     }
 }
 
