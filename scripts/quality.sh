@@ -20,6 +20,9 @@ run nq --suite nq --limit 40
 run gsm8k --suite gsm8k --limit 20
 run xsum --suite xsum --limit 15
 run niah --suite niah --lengths 1000,2000 --limit 1
+# abridge-fast against its teacher (issue 7).
+run nq-fast --suite nq --limit 40 --methods none,head,tail,random,selective-context,fast,fast-question
+run nq-fast-evaluator --suite nq --limit 12 --methods none,head,random,selective-context,fast,fast-question --evaluator "$(scripts/fetch-evaluator.py)"
 run nq-evaluator --suite nq --limit 8 --rates 1/2 --evaluator "$(scripts/fetch-evaluator.py)"
 scripts/plot-quality.py "$out/nq.json" -o "$out/nq.svg" --title "NQ test: answer kept vs rate"
 scripts/plot-quality.py "$out/gsm8k.json" -o "$out/gsm8k.svg" --metric numbers_kept --title "GSM8K test: numbers kept vs rate"

@@ -45,6 +45,9 @@ enum Command {
     Recover(commands::recover::Args),
     /// Measure compression quality on real datasets against baselines.
     Eval(Box<commands::eval::Args>),
+    /// Train abridge-fast's token classifier on the teacher's labels.
+    #[command(subcommand)]
+    Distill(commands::distill::Command),
     /// Serve compression over HTTP: a JSON API, an OpenAI-compatible compressing proxy, a web page.
     Serve(Box<commands::serve::Args>),
     /// Soft prompts: fit k vectors that stand for a prompt, then generate or score with them.
@@ -77,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(command) => commands::models::run(command),
         Command::Recover(args) => commands::recover::run(args),
         Command::Eval(args) => commands::eval::run(*args),
+        Command::Distill(command) => commands::distill::run(command),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Soft(command) => commands::soft::run(command),
     }

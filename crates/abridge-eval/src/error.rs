@@ -53,6 +53,9 @@ pub enum Error {
         ranker: &'static str,
         source: abridge_core::Error,
     },
+    /// The encoder abridge-fast reads failed (e.g. MiniLM is not installed).
+    #[error(transparent)]
+    Model(#[from] abridge_models::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

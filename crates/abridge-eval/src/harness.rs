@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use abridge_core::{
-    compress_with, Budget, CompressRequest, Embedder, LlmlinguaOptions, LongLlmlinguaOptions,
-    Method, RankMethod, TokenCounter, TokenScorer,
+    compress_with, Budget, CompressRequest, Embedder, Llmlingua2Options, LlmlinguaOptions,
+    LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter, TokenScorer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,12 @@ impl EvalMethod {
     pub const NAMES: &'static str =
         "none, head, tail, random, selective-context, llmlingua, longllmlingua";
 
+    /// LLMLingua-2's selection with the run's token classifier (abridge-fast's): `fast` reads
+    /// the classifier alone (question weight 0, like its teacher Selective Context),
+    /// `fast-question` mixes in the question's relevance (LLMLingua-2's default weight 0.5).
+    /// Not in [`Self::all`]: they need the classifier loaded.
+    pub const CLASSIFIER_NAMES: &'static str = "fast, fast-question";
+
     /// LongLLMLingua with another coarse ranker: `longllmlingua-<ranker>`, not in [`Self::all`].
     pub const RANKED_NAMES: &'static str = "longllmlingua-llmlingua, longllmlingua-bm25, \
                                             longllmlingua-gzip, longllmlingua-embedding";
@@ -53,8 +59,10 @@ impl EvalMethod {
                 RankMethod::Gzip => "longllmlingua-gzip",
                 RankMethod::Embedding => "longllmlingua-embedding",
             },
-            // Not in NAMES: the harness has no token classifier to run it with yet.
-            Self::Abridge(Method::Llmlingua2(_)) => "llmlingua2",
+            Self::Abridge(Method::Llmlingua2(options)) => match options.question_weight == 0.0 {
+                true => "fast",
+                false => "fast-question",
+            },
         }
     }
 
@@ -81,6 +89,11 @@ impl FromStr for EvalMethod {
             "longllmlingua" => {
                 Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
             }
+            "fast" => Self::Abridge(Method::Llmlingua2(Llmlingua2Options {
+                question_weight: 0.0,
+                ..Llmlingua2Options::default()
+            })),
+            "fast-question" => Self::Abridge(Method::Llmlingua2(Llmlingua2Options::default())),
             other => match other
                 .strip_prefix("longllmlingua-")
                 .and_then(|ranker| ranker.parse::<RankMethod>().ok())
@@ -91,9 +104,10 @@ impl FromStr for EvalMethod {
                 })),
                 None => {
                     return Err(Error::InvalidOption(format!(
-                        "unknown method `{other}`: choose from {}, or {}",
+                        "unknown method `{other}`: choose from {}, {}, or {}",
                         Self::NAMES,
-                        Self::RANKED_NAMES
+                        Self::RANKED_NAMES,
+                        Self::CLASSIFIER_NAMES
                     )))
                 }
             },
@@ -157,13 +171,19 @@ pub fn measure(case: &Case, output: &Output) -> BTreeMap<String, f64> {
     metrics
 }
 
+/// The models an abridge method may read.
+struct Readers<'a> {
+    scorer: &'a dyn TokenScorer,
+    embedder: Option<&'a dyn Embedder>,
+    classifier: Option<&'a dyn TokenClassifier>,
+}
+
 fn run_abridge(
     case: &Case,
     method: &Method,
     rate: f64,
-    scorer: &dyn TokenScorer,
+    readers: &Readers,
     counter: &dyn TokenCounter,
-    embedder: Option<&dyn Embedder>,
 ) -> abridge_core::Result<Output> {
     let mut request = CompressRequest::new(method.clone(), case.contexts.clone());
     request.instruction = case.instruction.clone();
@@ -171,10 +191,10 @@ fn run_abridge(
     request.budget = Budget::Rate(rate);
     request.markup = false;
     let models = abridge_core::Models {
-        scorer: Some(scorer),
+        scorer: Some(readers.scorer),
         counter,
-        embedder,
-        classifier: None,
+        embedder: readers.embedder,
+        classifier: readers.classifier,
     };
     let compressed = compress_with(&request, models, None)?;
     let (source, region) = assemble(case);
@@ -303,6 +323,7 @@ pub fn evaluate(
         scorer,
         evaluator,
         embedder,
+        classifier,
         ..
     } = models;
     let mut results = Vec::new();
@@ -335,7 +356,15 @@ pub fn evaluate(
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
                     EvalMethod::Abridge(m) => run_abridge(
-                        case, m, rate, &scorer, counter, embedder,
+                        case,
+                        m,
+                        rate,
+                        &Readers {
+                            scorer: &scorer,
+                            embedder,
+                            classifier,
+                        },
+                        counter,
                     )
                     .map_err(|source| Error::Compress {
                         case: case.id.clone(),
@@ -456,7 +485,12 @@ mod tests {
     #[test]
     fn every_method_name_parses_back_to_itself() {
         let ranked = EvalMethod::RANKED_NAMES.split(',').map(str::trim);
-        for name in EvalMethod::NAMES.split(", ").chain(ranked) {
+        let classifier = EvalMethod::CLASSIFIER_NAMES.split(", ");
+        for name in EvalMethod::NAMES
+            .split(", ")
+            .chain(ranked)
+            .chain(classifier)
+        {
             let method: EvalMethod = name.parse().unwrap();
             assert_eq!(method.name(), name);
         }

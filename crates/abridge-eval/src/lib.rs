@@ -8,11 +8,13 @@
 //! - [`evaluator`]: teacher-forced answer likelihood under a second LM;
 //! - [`harness`]: methods × rates over the cases ([`cache`] lets the rates share model reads); [`stats`]: bootstrap intervals;
 //! - [`plan`]: a whole evaluation end to end; [`report`]: its result as JSON and Markdown;
-//! - [`ranking`]: the coarse rankers alone (recall@1 of the gold passage).
+//! - [`ranking`]: the coarse rankers alone (recall@1 of the gold passage);
+//! - [`distill`]: the teacher's labels that abridge-fast's classifier is trained on.
 
 pub mod baselines;
 pub mod cache;
 pub mod data;
+pub mod distill;
 pub mod error;
 pub mod evaluator;
 pub mod harness;

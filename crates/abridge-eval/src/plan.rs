@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use abridge_core::{Embedder, TokenCounter, TokenScorer};
+use abridge_core::{Embedder, TokenClassifier, TokenCounter, TokenScorer};
 
 use crate::data::{ensure, Fetcher, Split};
 use crate::error::Result;
@@ -14,7 +14,8 @@ use crate::suites::{build, Case, Suite, SuiteOptions};
 pub const RESAMPLES: usize = 1000;
 
 /// The models of a run: the compressors' scorer and, optionally, an evaluator LM, with the names
-/// the report gives them, and the sentence embedder of `longllmlingua-embedding`.
+/// the report gives them, the sentence embedder of `longllmlingua-embedding` and the token
+/// classifier of `fast` (abridge-fast's).
 #[derive(Clone, Copy)]
 pub struct Models<'m> {
     pub scorer: &'m dyn TokenScorer,
@@ -22,6 +23,7 @@ pub struct Models<'m> {
     pub evaluator: Option<&'m dyn TokenScorer>,
     pub evaluator_name: Option<&'m str>,
     pub embedder: Option<&'m dyn Embedder>,
+    pub classifier: Option<&'m dyn TokenClassifier>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -367,6 +367,23 @@ impl Encoder {
     /// Last hidden states of each sequence (`len × hidden_size`, row-major). Each sequence is
     /// complete model input, special tokens included, at most [`Self::max_tokens`] long.
     pub fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        self.forward_depth(sequences, self.layers.len())
+    }
+
+    /// Number of transformer layers.
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// [`Self::forward`] through the first `depth` layers only (at most [`Self::layers`]): the
+    /// hidden states after layer `depth`, for readers of a truncated encoder (abridge-fast).
+    pub fn forward_depth(&self, sequences: &[&[u32]], depth: usize) -> Result<Vec<Vec<f32>>> {
+        if depth > self.layers.len() {
+            return Err(Error::InvalidInput(format!(
+                "the encoder has {} layers, not {depth}",
+                self.layers.len()
+            )));
+        }
         for sequence in sequences {
             if sequence.len() > self.max_tokens() {
                 return Err(Error::InvalidInput(format!(
@@ -394,14 +411,14 @@ impl Encoder {
                 tokens += sequences[end].len();
                 end += 1;
             }
-            out.extend(self.forward_packed(&sequences[first..end]));
+            out.extend(self.forward_packed(&sequences[first..end], depth));
             first = end;
         }
         Ok(out)
     }
 
     /// The forward pass over sequences laid one after another (ids already checked).
-    fn forward_packed(&self, sequences: &[&[u32]]) -> Vec<Vec<f32>> {
+    fn forward_packed(&self, sequences: &[&[u32]], depth: usize) -> Vec<Vec<f32>> {
         let h = self.config.hidden_size;
         let threads = rayon::current_num_threads();
         let mut spans = Vec::with_capacity(sequences.len());
@@ -433,7 +450,7 @@ impl Encoder {
         let mut context = vec![0f32; rows * h];
         let mut projected = vec![0f32; rows * h];
         let mut intermediate = vec![0f32; rows * self.config.intermediate_size];
-        for layer in &self.layers {
+        for layer in &self.layers[..depth] {
             layer.qkv.forward(&x, rows, &mut qkv, threads);
             self.attention(&qkv, &spans, &mut context);
             layer

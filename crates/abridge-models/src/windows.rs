@@ -3,6 +3,15 @@
 
 use std::ops::Range;
 
+use abridge_core::ModelToken;
+
+use crate::encoder_tokenizer::EncoderTokenizer;
+use crate::error::Result;
+
+/// One text's tokens (no special tokens) and a row of per-token outputs for each,
+/// `tokens.len() × width`, row-major.
+pub type TokenRows = (Vec<ModelToken>, Vec<f32>);
+
 /// One window of a long token sequence and the tokens whose results are taken from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -67,6 +76,49 @@ pub fn disjoint(n: usize, capacity: usize) -> Vec<Range<usize>> {
     (0..count)
         .map(|i| i * n / count..(i + 1) * n / count)
         .collect()
+}
+
+/// Per-token outputs of each text: its tokens are cut into [`overlapping`] windows of `capacity`
+/// text tokens, all windows of all texts (each framed by the special tokens) go to `read` as one
+/// batch, which returns `width` values for every position, and each token takes its row from the
+/// window that owns it.
+pub fn per_token(
+    tokenizer: &EncoderTokenizer,
+    capacity: usize,
+    texts: &[&str],
+    width: usize,
+    read: impl FnOnce(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
+) -> Result<Vec<TokenRows>> {
+    let mut tokenized = Vec::with_capacity(texts.len());
+    let mut sequences = Vec::new();
+    // For each window: its text and the tokens it answers for.
+    let mut placements = Vec::new();
+    for (t, text) in texts.iter().enumerate() {
+        let tokens = tokenizer.encode(text)?;
+        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+        for window in overlapping(ids.len(), capacity) {
+            sequences.push(tokenizer.with_special_tokens(&ids[window.tokens.clone()]));
+            placements.push((t, window));
+        }
+        tokenized.push(tokens);
+    }
+    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+    let window_rows = read(&refs)?;
+    let mut out: Vec<TokenRows> = tokenized
+        .into_iter()
+        .map(|tokens| {
+            let rows = vec![0f32; tokens.len() * width];
+            (tokens, rows)
+        })
+        .collect();
+    let skip = tokenizer.prefix_len();
+    for ((t, window), rows) in placements.iter().zip(window_rows) {
+        let from = (skip + window.owned.start - window.tokens.start) * width;
+        let to = from + window.owned.len() * width;
+        out[*t].1[window.owned.start * width..window.owned.end * width]
+            .copy_from_slice(&rows[from..to]);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

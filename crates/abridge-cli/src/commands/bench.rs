@@ -6,7 +6,7 @@ use abridge_core::{
     LongLlmlinguaOptions, Method, Models, RankMethod,
 };
 use abridge_models::{
-    kernels, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    kernels, FastClassifier, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
     TokenClassificationModel,
 };
 use anyhow::ensure;
@@ -53,6 +53,12 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "classifier")]
     documents: Option<usize>,
 
+    /// Instead, time abridge-fast against its teacher: whole compressions to 1/3 of the same
+    /// inputs (the sample repeated to each length in scoring-model tokens) by Selective Context on
+    /// the scoring model and by `--method fast`, and print the speed-up.
+    #[arg(long, conflicts_with_all = ["classifier", "compare_portable", "pipeline", "documents"])]
+    compare_fast: bool,
+
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -88,8 +94,94 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     match &args.classifier {
         Some(dir) => run_classifier(&args, dir),
+        None if args.compare_fast => compare_fast(&args),
         None => run_scorer(&args),
     }
+}
+
+/// One input length of `--compare-fast`: tokens/s are the input's scoring-model tokens per
+/// second of whole compression, for both.
+#[derive(Serialize)]
+struct FastRecord {
+    tokens: usize,
+    teacher_tokens_per_second: f64,
+    fast_tokens_per_second: f64,
+    speed_up: f64,
+    threads: usize,
+}
+
+fn compare_fast(args: &Args) -> anyhow::Result<()> {
+    let lm = args.model.load()?;
+    let fast = FastClassifier::load_default()?;
+    let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
+    let threads = rayon::current_num_threads();
+    if !args.json {
+        println!(
+            "whole compressions to 1/3: Selective Context on {} vs abridge-fast (MiniLM, {} of {} layers), {threads} threads, best of {}",
+            lm.path.display(),
+            fast.head.layers,
+            fast.minilm.encoder.layers(),
+            args.repeat
+        );
+        println!(
+            "{:>7}  {:>15}  {:>12}  {:>8}",
+            "tokens", "teacher tok/s", "fast tok/s", "speed-up"
+        );
+    }
+    let mut lengths = args.lengths.clone();
+    lengths.sort_unstable();
+    for &requested in &lengths {
+        let length = requested.min(lm.max_tokens());
+        let text = &sample_text(&lm, length)?;
+        let time = |method: Method, models: Models| -> anyhow::Result<f64> {
+            let mut request = CompressRequest::new(method, vec![text.to_string()]);
+            request.budget = Budget::Rate(1.0 / 3.0);
+            let mut best = f64::INFINITY;
+            for _ in 0..args.repeat {
+                let started = Instant::now();
+                compress_with(&request, models, None)?;
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            Ok(best)
+        };
+        let teacher = time(
+            Method::SelectiveContext,
+            Models {
+                scorer: Some(&lm),
+                counter: &counter,
+                embedder: None,
+                classifier: None,
+            },
+        )?;
+        let student = time(
+            Method::Llmlingua2(Llmlingua2Options::default()),
+            Models {
+                scorer: None,
+                counter: &counter,
+                embedder: None,
+                classifier: Some(&fast),
+            },
+        )?;
+        let record = FastRecord {
+            tokens: length,
+            teacher_tokens_per_second: length as f64 / teacher,
+            fast_tokens_per_second: length as f64 / student,
+            speed_up: teacher / student,
+            threads,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&record)?);
+        } else {
+            println!(
+                "{:>7}  {:>15.1}  {:>12.1}  {:>7.1}x",
+                record.tokens,
+                record.teacher_tokens_per_second,
+                record.fast_tokens_per_second,
+                record.speed_up
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_scorer(args: &Args) -> anyhow::Result<()> {
@@ -352,8 +444,8 @@ fn fastest_scoring(lm: &LanguageModel, ids: &[u32], repeat: usize) -> anyhow::Re
     Ok(best)
 }
 
-/// Compresses `length` model tokens of the sample with each hard-prompt method.
-fn pipeline_records(lm: &LanguageModel, length: usize) -> anyhow::Result<Vec<PipelineRecord>> {
+/// The sample repeated and cut to `length` scoring-model tokens.
+fn sample_text(lm: &LanguageModel, length: usize) -> anyhow::Result<String> {
     let mut text = String::new();
     let tokens = loop {
         text.push_str(BENCH_TEXT);
@@ -363,7 +455,13 @@ fn pipeline_records(lm: &LanguageModel, length: usize) -> anyhow::Result<Vec<Pip
             break tokens;
         }
     };
-    let text = &text[..tokens[length - 1].span.end];
+    text.truncate(tokens[length - 1].span.end);
+    Ok(text)
+}
+
+/// Compresses `length` model tokens of the sample with each hard-prompt method.
+fn pipeline_records(lm: &LanguageModel, length: usize) -> anyhow::Result<Vec<PipelineRecord>> {
+    let text = &sample_text(lm, length)?;
     let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
     let mut records = Vec::new();
     for (name, method) in [

@@ -6,7 +6,9 @@ use abridge_core::{
     Embedder, KeepSentences, Llmlingua2Options, LlmlinguaOptions, LongLlmlinguaOptions, Method,
     Models, ProtectOptions, RankMethod, Reorder, TokenClassifier, TokenScorer, Unit,
 };
-use abridge_models::{SentenceEncoder, TargetTokenizer, TiktokenCounter, TokenClassificationModel};
+use abridge_models::{
+    FastClassifier, SentenceEncoder, TargetTokenizer, TiktokenCounter, TokenClassificationModel,
+};
 use anyhow::{bail, Context};
 
 use crate::commands::progress_bar;
@@ -25,6 +27,10 @@ enum MethodName {
     /// Keep the words a token classifier (--model DIR, e.g. an LLMLingua-2 checkpoint) gives the
     /// highest keep-probability; with --question, favour the sentences relevant to it.
     Llmlingua2,
+    /// LLMLingua-2's selection with abridge-fast, our classifier distilled from Selective
+    /// Context: MiniLM's first layers (from `abridge models fetch`) and a head shipped with
+    /// abridge; takes LLMLingua-2's options.
+    Fast,
 }
 
 /// LongLLMLingua's document rankers.
@@ -282,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         scorer: lm.as_ref().map(|lm| lm as &dyn TokenScorer),
         counter: &counter,
         embedder: embedder.as_ref().map(|e| e as &dyn Embedder),
-        classifier: classifier.as_ref().map(|c| c as &dyn TokenClassifier),
+        classifier: classifier.as_deref(),
     };
     let result = compress_with(&request, models, Some(&progress));
     bar.finish_and_clear();
@@ -304,14 +310,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `--model DIR` token classifier LLMLingua-2 needs.
-fn load_classifier(args: &Args) -> anyhow::Result<TokenClassificationModel> {
-    let Some(dir) = &args.model.model else {
-        bail!(
-            "--method llmlingua2 needs a token-classification model: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-xlm-roberta-large-meetingbank)"
-        );
-    };
-    Ok(TokenClassificationModel::load(dir)?)
+/// The token classifier LLMLingua-2 reads: `--model DIR`, or abridge-fast's.
+fn load_classifier(args: &Args) -> anyhow::Result<Box<dyn TokenClassifier>> {
+    match (args.method, &args.model.model) {
+        (MethodName::Fast, None) => Ok(Box::new(FastClassifier::load_default()?)),
+        (MethodName::Fast, Some(_)) => bail!(
+            "--method fast reads all-MiniLM-L6-v2 from `abridge models fetch` with its own head; --model is for --method llmlingua2"
+        ),
+        (_, Some(dir)) => Ok(Box::new(TokenClassificationModel::load(dir)?)),
+        (_, None) => bail!(
+            "--method llmlingua2 needs a token-classification model: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-xlm-roberta-large-meetingbank), or use --method fast"
+        ),
+    }
 }
 
 fn request(args: &Args) -> anyhow::Result<CompressRequest> {
@@ -354,7 +364,7 @@ fn request(args: &Args) -> anyhow::Result<CompressRequest> {
             add_instruction: args.add_instruction,
             use_token_level_filter: !args.no_token_filter,
         }),
-        MethodName::Llmlingua2 => Method::Llmlingua2(Llmlingua2Options {
+        MethodName::Llmlingua2 | MethodName::Fast => Method::Llmlingua2(Llmlingua2Options {
             compat: args.llmlingua2_compat,
             drop_consecutive: args.drop_consecutive,
             use_context_level_filter: !args.no_context_filter,

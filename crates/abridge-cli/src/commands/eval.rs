@@ -7,7 +7,7 @@ use abridge_eval::data::{datasets_dir, Fetcher, Split};
 use abridge_eval::ranking::{self, RankerRow};
 use abridge_eval::{Case, EvalMethod, Models, Plan, Suite};
 use abridge_models::{
-    LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
 };
 
 use crate::model::ModelArgs;
@@ -20,7 +20,8 @@ pub struct Args {
 
     /// Comma-separated: none, head, tail, random, selective-context, llmlingua, longllmlingua
     /// [default: all]; also LongLLMLingua with another coarse ranker: longllmlingua-bm25,
-    /// longllmlingua-embedding, longllmlingua-gzip, longllmlingua-llmlingua.
+    /// longllmlingua-embedding, longllmlingua-gzip, longllmlingua-llmlingua; and abridge-fast
+    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
     methods: Vec<EvalMethod>,
 
@@ -184,6 +185,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let classifier = if plan.methods.iter().any(|m| m.name().starts_with("fast")) {
+        Some(
+            FastClassifier::load_default()
+                .map_err(|e| anyhow::anyhow!("abridge-fast reads all-MiniLM-L6-v2: {e}"))?,
+        )
+    } else {
+        None
+    };
     let evaluator_name = evaluator.as_ref().map(name);
     let models = Models {
         scorer: &lm,
@@ -193,6 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|e| e as &dyn abridge_core::TokenScorer),
         evaluator_name: evaluator_name.as_deref(),
         embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+        classifier: classifier
+            .as_ref()
+            .map(|c| c as &dyn abridge_core::TokenClassifier),
     };
 
     let bar = indicatif::ProgressBar::new(plan.runs(cases.len()) as u64);

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod compress;
+pub mod distill;
 pub mod eval;
 pub mod models;
 pub mod recover;
