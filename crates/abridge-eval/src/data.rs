@@ -5,13 +5,11 @@
 //! The sha256 of every file is recorded in `datasets.sha256` beside this crate's manifest; a
 //! file that does not match is refetched once, then reported.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::rng::{fnv1a, mix};
@@ -90,22 +88,15 @@ pub fn datasets_dir() -> PathBuf {
     home.join(".cache").join("abridge").join("datasets")
 }
 
+/// The file's sha256, hashed as the model fetch hashes (abridge-models), with this crate's error.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io = |source| Error::Io {
+    abridge_models::fetch::sha256_file(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+        source: match error {
+            abridge_models::Error::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// How missing or corrupt files are fetched: a program run as
