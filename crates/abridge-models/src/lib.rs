@@ -24,6 +24,7 @@ pub mod fetch;
 pub mod gguf;
 pub mod kernels;
 pub mod llama;
+pub mod lora;
 pub mod matrix;
 pub mod quant;
 pub mod safetensors;

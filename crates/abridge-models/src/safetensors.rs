@@ -182,6 +182,41 @@ impl SafeTensors {
     }
 }
 
+/// Writes `tensors` (name, shape, values) as F32 with string `metadata`: the format written by
+/// abridge's own tools (soft prompts, compressor adapters).
+pub fn write_f32(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    tensors: &[(&str, Vec<usize>, &[f32])],
+) -> Result<()> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!(metadata));
+    let mut offset = 0;
+    for (name, shape, values) in tensors {
+        assert_eq!(shape.iter().product::<usize>(), values.len(), "{name}");
+        let end = offset + values.len() * 4;
+        header.insert(
+            (*name).to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    // The format pads the header with spaces so the data starts 8-byte aligned.
+    let padded = header.len().next_multiple_of(8);
+    let mut bytes = Vec::with_capacity(8 + padded + offset);
+    bytes.extend_from_slice(&(padded as u64).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(8 + padded, b' ');
+    for (_, _, values) in tensors {
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn parse_entry(
     entry: &serde_json::Value,
     data_start: u64,

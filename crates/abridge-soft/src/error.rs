@@ -26,6 +26,20 @@ pub enum Error {
     #[error("{path} is not a soft prompt written by `abridge soft fit`: {reason}")]
     InvalidFile { path: PathBuf, reason: String },
 
+    #[error("compressor adapter not found at {path}: the shipped ones are in models/soft/ (docs/SOFT_PROMPTS_II.md)")]
+    AdapterNotFound { path: PathBuf },
+
+    #[error("{path} is not a compressor adapter (format `abridge-soft-compressor/1`): {reason}")]
+    InvalidAdapter { path: PathBuf, reason: String },
+
+    #[error("{path} was trained on the model with sha256 {trained_sha256}, not on {model} (sha256 {model_sha256}): an adapter only works with the exact model it was trained on")]
+    AdapterModelMismatch {
+        path: PathBuf,
+        trained_sha256: String,
+        model: String,
+        model_sha256: String,
+    },
+
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

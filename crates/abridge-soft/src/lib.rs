@@ -13,6 +13,7 @@
 //!   sha256;
 //! - [`prefix`]: generation and scoring with a soft prompt on the runtime's KV-cache path.
 
+pub mod adapter;
 pub mod differentiable;
 pub mod error;
 pub mod fit;
@@ -20,6 +21,7 @@ pub mod loss;
 pub mod prefix;
 pub mod soft_prompt;
 
+pub use adapter::{Adapter, Method};
 pub use error::{Error, Result};
 pub use fit::{fit, FitOptions, Fitted, Init, Objective, Progress};
 pub use soft_prompt::{FitRecord, ModelId, SoftPrompt};

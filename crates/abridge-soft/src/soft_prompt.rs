@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use abridge_models::safetensors::SafeTensors;
+use abridge_models::safetensors::{self, SafeTensors};
 
 use crate::error::{Error, Result};
 
@@ -82,7 +82,7 @@ impl SoftPrompt {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let metadata: BTreeMap<&str, String> = BTreeMap::from([
+        let metadata: BTreeMap<String, String> = [
             ("format", FORMAT.to_string()),
             ("model_file", self.model.file.clone()),
             ("model_sha256", self.model.sha256.clone()),
@@ -91,27 +91,16 @@ impl SoftPrompt {
             ("loss", self.fit.loss.to_string()),
             ("steps", self.fit.steps.to_string()),
             ("text_tokens", self.fit.text_tokens.to_string()),
-        ]);
-        let data_bytes = self.vectors.len() * 4;
-        let header = serde_json::json!({
-            "__metadata__": metadata,
-            TENSOR: {
-                "dtype": "F32",
-                "shape": [self.len(), self.hidden],
-                "data_offsets": [0, data_bytes],
-            },
-        })
-        .to_string();
-        // The format pads the header with spaces so the data starts 8-byte aligned.
-        let padded = header.len().next_multiple_of(8);
-        let mut bytes = Vec::with_capacity(8 + padded + data_bytes);
-        bytes.extend_from_slice(&(padded as u64).to_le_bytes());
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.resize(8 + padded, b' ');
-        bytes.extend(self.vectors.iter().flat_map(|v| v.to_le_bytes()));
-        std::fs::write(path, bytes).map_err(|source| Error::Write {
-            path: path.to_path_buf(),
-            source,
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+        let shape = vec![self.len(), self.hidden];
+        safetensors::write_f32(path, &metadata, &[(TENSOR, shape, &self.vectors)]).map_err(|e| {
+            match e {
+                abridge_models::Error::Io { path, source } => Error::Write { path, source },
+                other => Error::Model(other),
+            }
         })
     }
 
