@@ -730,12 +730,22 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        let report = serde_json::json!({ "seconds": seconds, "rows": rows });
+        let mut sources = std::collections::BTreeMap::<&str, usize>::new();
+        for window in &chosen {
+            *sources.entry(window.source).or_default() += 1;
+        }
+        let report = serde_json::json!({
+            "held_out_windows": windows.len(),
+            "texts_by_source": sources,
+            "seconds": seconds,
+            "rows": rows,
+        });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!(
-        "{n} held-out texts, {} continuation tokens, {seconds:.0} s",
+        "{n} of {} held-out texts, {} continuation tokens, {seconds:.0} s",
+        windows.len(),
         args.continuation
     );
     println!("| adapter | L | PPL none | PPL memory | PPL mismatched | PPL last-k | PPL full | gap closed | gap closed (mismatched) | regen NLL | token acc | exact |");
