@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use abridge_models::lora::QvLora;
+use abridge_models::safetensors::SafeTensors;
 use abridge_models::LanguageModel;
 
 use crate::adapter::{Adapter, Method};
@@ -38,6 +39,20 @@ impl Compressor {
     /// Reads the adapter at `path` for `lm`, refusing one trained on another model (`model` is
     /// `lm`'s file identity).
     pub fn open(path: &Path, lm: &LanguageModel, model: &ModelId) -> Result<Self> {
+        // Another model's adapter usually has other shapes too: say which model it is for
+        // rather than which tensor does not fit.
+        if let Ok(file) = SafeTensors::open(path) {
+            if let Some(trained) = file.metadata().get("base_sha256") {
+                if *trained != model.sha256 {
+                    return Err(Error::AdapterModelMismatch {
+                        path: path.to_path_buf(),
+                        trained_sha256: trained.clone(),
+                        model: model.file.clone(),
+                        model_sha256: model.sha256.clone(),
+                    });
+                }
+            }
+        }
         let adapter = Adapter::load(path, &lm.model.config)?;
         adapter.check_model(path, model)?;
         let sha256 = abridge_models::fetch::sha256_file(path)?;

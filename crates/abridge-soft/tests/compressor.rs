@@ -354,6 +354,13 @@ fn bad_inputs_are_refused() {
         Compressor::open(&adapter_path, &lm, &other),
         Err(Error::AdapterModelMismatch { .. })
     ));
+    // The shipped SmolLM2 adapter on the tiny model: named as another model's, not as a shape.
+    let shipped =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/soft/500x-k16.safetensors");
+    assert!(matches!(
+        Compressor::open(&shipped, &lm, &model),
+        Err(Error::AdapterModelMismatch { .. })
+    ));
     assert!(matches!(
         Compressor::open(&temp("missing.safetensors"), &lm, &model),
         Err(Error::AdapterNotFound { .. })
