@@ -51,16 +51,16 @@ fn split(window: &[u32], setting: Setting) -> Result<(&[u32], &[u32])> {
 fn plain_nll(lm: &LanguageModel, context: &[u32], continuation: &[u32]) -> Result<f64> {
     let mut cache = lm.model.new_cache();
     lm.model.forward(&mut cache, context)?;
-    mean_nll(prefix::log_likelihoods_after(
+    Ok(mean_nll(&prefix::log_likelihoods_after(
         lm,
         cache,
         None,
         continuation,
-    )?)
+    )?))
 }
 
-fn mean_nll(log_probs: Vec<f32>) -> Result<f64> {
-    Ok(-log_probs.iter().map(|&v| f64::from(v)).sum::<f64>() / log_probs.len() as f64)
+fn mean_nll(log_probs: &[f32]) -> f64 {
+    -log_probs.iter().map(|&v| f64::from(v)).sum::<f64>() / log_probs.len() as f64
 }
 
 /// Perplexity over texts: exp of the mean of per-text mean NLLs (every text has as many
@@ -144,9 +144,11 @@ pub fn score(
         })
         .collect::<Result<Vec<CompressedPrompt>>>()?;
     let lora = compressor.decoder_lora();
-    let continuation_nll = |memory: &CompressedPrompt, cont: &[u32]| {
+    let continuation_nll = |memory: &CompressedPrompt, cont: &[u32]| -> Result<f64> {
         let cache = memory.decoder_cache(lm, Task::Continue, lora)?;
-        mean_nll(prefix::log_likelihoods_after(lm, cache, lora, cont)?)
+        Ok(mean_nll(&prefix::log_likelihoods_after(
+            lm, cache, lora, cont,
+        )?))
     };
     let (mut own, mut other, mut regeneration, mut accuracy, mut exact) =
         (vec![], vec![], vec![], vec![], vec![]);
@@ -163,9 +165,9 @@ pub fn score(
             accuracy.push(right as f64 / text.len() as f64);
             exact.push(f64::from(u8::from(generated == text)));
         }
-        regeneration.push(mean_nll(prefix::log_likelihoods_after(
+        regeneration.push(mean_nll(&prefix::log_likelihoods_after(
             lm, cache, lora, text,
-        )?)?);
+        )?));
         progress();
     }
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
