@@ -318,14 +318,7 @@ fn run_fit(args: FitArgs) -> anyhow::Result<()> {
         patience: args.patience,
     };
     let (lm, model_id) = load_model(&args.model)?;
-    let bar = indicatif::ProgressBar::new(args.steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} steps ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(args.steps, "steps");
     let started = Instant::now();
     let fitted = fit(&lm, model_id, &prompt, &options, &mut |p| {
         bar.set_position(p.step as u64);
@@ -375,6 +368,19 @@ fn run_fit(args: FitArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A progress bar over `len` `unit`s, with a message in front.
+fn progress_bar(len: usize, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{elapsed}}, eta {{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 /// Non-blank lines of the queries file, if one is given.
@@ -671,14 +677,7 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
         ks
     };
     let per_length = (distinct_ks.len() + 2 * compressors.len()) * n;
-    let bar = indicatif::ProgressBar::new((per_length * args.lengths.len()) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(per_length * args.lengths.len(), "texts");
     let started = Instant::now();
     let mut rows = Vec::new();
     for &length in &args.lengths {
