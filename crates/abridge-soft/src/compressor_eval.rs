@@ -5,9 +5,10 @@
 //! - Continuation perplexity of the next tokens given nothing (the document-start token), the
 //!   text's last k tokens, the full text (all plain-model baselines, no document-start token
 //!   before the text as in the trainer), the memory (+ `[LM]`), and a *mismatched* memory: text
-//!   i's continuation scored after text i+1's memory. The mismatched control tells how much of
-//!   the memory's gain is the text's content and how much a learned prefix that suits the
-//!   domain.
+//!   i's continuation scored after the memory of the next text from another document (windows
+//!   are usually grouped by source, so that is the same kind of text, other content). The
+//!   mismatched control tells how much of the memory's gain is the text's content and how much a
+//!   learned prefix that suits the domain.
 //! - Regeneration: greedy decoding of exactly L tokens after the memory (+ `[AE]`), compared
 //!   position by position with the text; and the teacher-forced NLL of the text there.
 
@@ -28,6 +29,28 @@ pub struct Setting {
     pub continuation: usize,
     /// Run greedy regeneration (the slow part).
     pub regenerate: bool,
+}
+
+/// One held-out text window and the document it comes from.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Windows of one document (e.g. turns of one conversation) are never each other's
+    /// mismatched memory: they may share their topic.
+    pub document: String,
+    pub ids: Vec<u32>,
+}
+
+/// For each window, the next one (cyclically) from another document, or `None` when all
+/// windows are from one document.
+fn partners(windows: &[Window]) -> Option<Vec<usize>> {
+    let n = windows.len();
+    (0..n)
+        .map(|i| {
+            (1..n)
+                .map(|step| (i + step) % n)
+                .find(|&j| windows[j].document != windows[i].document)
+        })
+        .collect()
 }
 
 /// A text window split into the compressed part and what follows it.
@@ -84,7 +107,7 @@ pub struct Baselines {
 /// `progress` is called after each window.
 pub fn baselines(
     lm: &LanguageModel,
-    windows: &[Vec<u32>],
+    windows: &[Window],
     setting: Setting,
     k: usize,
     progress: &mut dyn FnMut(),
@@ -92,7 +115,7 @@ pub fn baselines(
     let start = [lm.tokenizer.document_start()];
     let (mut none, mut truncated, mut full) = (vec![], vec![], vec![]);
     for window in windows {
-        let (text, cont) = split(window, setting)?;
+        let (text, cont) = split(&window.ids, setting)?;
         none.push(plain_nll(lm, &start, cont)?);
         truncated.push(plain_nll(lm, &text[text.len().saturating_sub(k)..], cont)?);
         full.push(plain_nll(lm, text, cont)?);
@@ -110,7 +133,7 @@ pub fn baselines(
 pub struct CompressorScores {
     /// Continuation perplexity after the text's own memory (+ `[LM]`).
     pub memory: f64,
-    /// After another text's memory (text i+1's for text i).
+    /// After another document's memory (the next window from another document).
     pub mismatched: f64,
     /// Teacher-forced NLL of the text after the memory (+ `[AE]`), nats/token.
     pub regeneration_nll: f64,
@@ -120,25 +143,25 @@ pub struct CompressorScores {
     pub exact_match: Option<f64>,
 }
 
-/// Scores `compressor` on `windows` (at least two: the mismatched control pairs them).
-/// `progress` is called after each window's memory and after each window's scores.
+/// Scores `compressor` on `windows` (from at least two documents: the mismatched control pairs
+/// them). `progress` is called after each window's memory and after each window's scores.
 pub fn score(
     lm: &LanguageModel,
     model: &ModelId,
     compressor: &Compressor,
-    windows: &[Vec<u32>],
+    windows: &[Window],
     setting: Setting,
     progress: &mut dyn FnMut(),
 ) -> Result<CompressorScores> {
-    if windows.len() < 2 {
-        return Err(Error::InvalidInput(
-            "the mismatched-memory control needs at least two texts".into(),
-        ));
-    }
+    let partners = partners(windows).ok_or_else(|| {
+        Error::InvalidInput(
+            "the mismatched-memory control needs texts from at least two documents".into(),
+        )
+    })?;
     let memories = windows
         .iter()
         .map(|window| {
-            let memory = compressor.compress(lm, model, split(window, setting)?.0);
+            let memory = compressor.compress(lm, model, split(&window.ids, setting)?.0);
             progress();
             memory
         })
@@ -153,9 +176,9 @@ pub fn score(
     let (mut own, mut other, mut regeneration, mut accuracy, mut exact) =
         (vec![], vec![], vec![], vec![], vec![]);
     for (i, (window, memory)) in windows.iter().zip(&memories).enumerate() {
-        let (text, cont) = split(window, setting)?;
+        let (text, cont) = split(&window.ids, setting)?;
         own.push(continuation_nll(memory, cont)?);
-        other.push(continuation_nll(&memories[(i + 1) % memories.len()], cont)?);
+        other.push(continuation_nll(&memories[partners[i]], cont)?);
         let cache = memory.decoder_cache(lm, Task::Regenerate, lora)?;
         if setting.regenerate {
             let mut greedy_cache = cache.clone();
@@ -178,4 +201,23 @@ pub fn score(
         token_accuracy: setting.regenerate.then(|| mean(&accuracy)),
         exact_match: setting.regenerate.then(|| mean(&exact)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(document: &str) -> Window {
+        Window {
+            document: document.into(),
+            ids: vec![],
+        }
+    }
+
+    #[test]
+    fn partners_skip_windows_of_the_same_document() {
+        let windows = ["a", "a", "b", "c", "c"].map(window);
+        assert_eq!(partners(&windows), Some(vec![2, 2, 3, 0, 0]));
+        assert_eq!(partners(&["a", "a"].map(window)), None);
+    }
 }

@@ -385,3 +385,41 @@ fn bad_inputs_are_refused() {
     );
     assert!(prompt.decoder_lora(Some(&gist)).unwrap().is_some());
 }
+
+#[test]
+fn evaluation_runs_on_the_tiny_model_and_its_baselines_agree() {
+    use abridge_soft::compressor_eval::{baselines, score, Setting, Window};
+    let (lm, model) = tiny_llama();
+    let texts: Vec<Window> = [("a", 5u32), ("a", 40), ("b", 90)]
+        .iter()
+        .map(|&(document, first)| Window {
+            document: document.into(),
+            ids: (first..first + 12).collect(),
+        })
+        .collect();
+    let setting = Setting {
+        length: 8,
+        continuation: 4,
+        regenerate: true,
+    };
+    // Keeping the last k >= L tokens is the full text.
+    let plain = baselines(&lm, &texts, setting, 8, &mut || {}).unwrap();
+    assert_eq!(plain.truncated, plain.full);
+    assert!(plain.none.is_finite() && plain.none > 1.0);
+    let adapter = compressor(&lm, &model, Method::KvPrefix);
+    let mut calls = 0;
+    let scores = score(&lm, &model, &adapter, &texts, setting, &mut || calls += 1).unwrap();
+    assert_eq!(calls, 2 * texts.len());
+    assert!(scores.memory.is_finite() && scores.mismatched.is_finite());
+    assert_ne!(scores.memory, scores.mismatched);
+    let accuracy = scores.token_accuracy.unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    let one_document: Vec<Window> = texts
+        .iter()
+        .map(|w| Window {
+            document: "a".into(),
+            ..w.clone()
+        })
+        .collect();
+    assert!(score(&lm, &model, &adapter, &one_document, setting, &mut || {}).is_err());
+}

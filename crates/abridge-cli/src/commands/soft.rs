@@ -10,7 +10,7 @@ use abridge_models::llama::KvCache;
 use abridge_models::lora::QvLora;
 use abridge_models::LanguageModel;
 use abridge_soft::compressed::is_compressed;
-use abridge_soft::compressor_eval::{self, Setting};
+use abridge_soft::compressor_eval::{self, Setting, Window};
 use abridge_soft::{
     fit, prefix, CompressedPrompt, Compressor, FitOptions, Init, Method, ModelId, Objective,
     SoftPrompt, Task,
@@ -667,8 +667,14 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
         datasets_dir().display()
     );
     let chosen = spread(&windows, args.texts);
-    let ids: Vec<Vec<u32>> = chosen.iter().map(|w| w.ids.clone()).collect();
-    let n = ids.len();
+    let texts: Vec<Window> = chosen
+        .iter()
+        .map(|w| Window {
+            document: format!("{}/{}", w.source, w.id),
+            ids: w.ids.clone(),
+        })
+        .collect();
+    let n = texts.len();
     tracing::info!(windows = windows.len(), chosen = n, "held-out windows");
     let distinct_ks = {
         let mut ks: Vec<usize> = compressors.iter().map(|c| c.adapter.k).collect();
@@ -693,7 +699,7 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
             .map(|&k| {
                 Ok(compressor_eval::baselines(
                     &lm,
-                    &ids,
+                    &texts,
                     setting,
                     k,
                     &mut || bar.inc(1),
@@ -703,7 +709,7 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
         for (path, compressor) in args.adapter.iter().zip(&compressors) {
             bar.set_message(format!("L={length} {}", path.display()));
             let scores =
-                compressor_eval::score(&lm, &id, compressor, &ids, setting, &mut || bar.inc(1))?;
+                compressor_eval::score(&lm, &id, compressor, &texts, setting, &mut || bar.inc(1))?;
             let base = baselines[distinct_ks
                 .binary_search(&compressor.adapter.k)
                 .expect("every adapter's k has a baseline")];
