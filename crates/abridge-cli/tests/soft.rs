@@ -1,4 +1,4 @@
-//! `abridge soft fit / generate / score` on the tiny random llama fixture.
+//! `abridge soft fit / compress / generate / score` on the tiny random llama fixture.
 
 mod common;
 
@@ -170,4 +170,147 @@ fn bad_input_gets_a_clear_error() {
     );
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("soft prompt not found"));
+}
+
+/// The random test adapter of `scripts/reference/compressor_reference.py` (a 500x adapter for
+/// the tiny llama).
+fn tiny_adapter() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../abridge-soft/tests/fixtures/tiny-compressor.safetensors"
+    )
+    .to_string()
+}
+
+#[test]
+fn compress_then_generate_and_score_after_the_memory() {
+    let llama = fixture("tiny-llama.gguf");
+    let adapter = tiny_adapter();
+    let memory = temp("memory.safetensors");
+    let memory_path = memory.to_str().unwrap();
+    let run = abridge(
+        &[
+            "soft",
+            "compress",
+            "--model",
+            &llama,
+            "--adapter",
+            &adapter,
+            "--json",
+            "-o",
+            memory_path,
+            "fishermen",
+        ],
+        None,
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        (report["method"].as_str(), report["k"].as_u64()),
+        (Some("500x"), Some(3))
+    );
+    assert!(report["text_tokens"].as_u64().unwrap() > 0, "{report}");
+
+    let generate = abridge(
+        &[
+            "soft",
+            "generate",
+            "--soft",
+            memory_path,
+            "--model",
+            &llama,
+            "--regenerate",
+            "--max-tokens",
+            "4",
+        ],
+        None,
+    );
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    let score = |extra: &[&str]| {
+        let mut args = vec![
+            "soft",
+            "score",
+            "--soft",
+            memory_path,
+            "--model",
+            &llama,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.push("fishermen");
+        let run = abridge(&args, None);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        report["mean_nll"].as_f64().unwrap()
+    };
+    // [AE] and [LM] are different indicator vectors: the same text scores differently.
+    let (regenerate, continue_) = (score(&["--regenerate"]), score(&[]));
+    assert!(regenerate.is_finite() && continue_.is_finite());
+    assert_ne!(regenerate, continue_);
+
+    // The memory belongs to the tiny llama.
+    let qwen = fixture("tiny-qwen2.gguf");
+    let other = abridge(
+        &[
+            "soft",
+            "score",
+            "--soft",
+            memory_path,
+            "--model",
+            &qwen,
+            "fishermen",
+        ],
+        None,
+    );
+    assert!(stderr(&other).contains("was compressed for the model tiny-llama.gguf"));
+    std::fs::remove_file(memory).unwrap();
+}
+
+#[test]
+fn compress_refuses_bad_input_clearly() {
+    let llama = fixture("tiny-llama.gguf");
+    let adapter = tiny_adapter();
+    let out = temp("never-written-memory.safetensors");
+    let out = out.to_str().unwrap();
+    let compress = |adapter: &str, options: &[&str]| {
+        let mut args = vec![
+            "soft",
+            "compress",
+            "--model",
+            &llama,
+            "--adapter",
+            adapter,
+            "-o",
+            out,
+        ];
+        args.extend_from_slice(options);
+        let run = abridge(&args, None);
+        assert!(!run.status.success());
+        stderr(&run)
+    };
+    assert!(compress(&adapter, &["--method", "icae", "text"]).contains("not icae"));
+    assert!(compress(&adapter, &["  "]).contains("empty"));
+    assert!(compress("/nonexistent/adapter.safetensors", &["text"]).contains("not found"));
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/soft/500x-k16.safetensors"
+    );
+    assert!(compress(shipped, &["text"]).contains("was trained on the model with sha256"));
+    assert!(!std::path::Path::new(out).exists());
+
+    let (soft, _) = fit_tiny("fitted-regenerate.safetensors", "fishermen", "1");
+    let run = abridge(
+        &[
+            "soft",
+            "generate",
+            "--soft",
+            soft.to_str().unwrap(),
+            "--model",
+            &llama,
+            "--regenerate",
+        ],
+        None,
+    );
+    assert!(stderr(&run).contains("fitted soft prompt"));
+    std::fs::remove_file(soft).unwrap();
 }

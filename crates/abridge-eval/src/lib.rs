@@ -9,7 +9,8 @@
 //! - [`harness`]: methods × rates over the cases ([`cache`] lets the rates share model reads); [`stats`]: bootstrap intervals;
 //! - [`plan`]: a whole evaluation end to end; [`report`]: its result as JSON and Markdown;
 //! - [`ranking`]: the coarse rankers alone (recall@1 of the gold passage);
-//! - [`distill`]: the teacher's labels that abridge-fast's classifier is trained on.
+//! - [`distill`]: the teacher's labels that abridge-fast's classifier is trained on;
+//! - [`text_windows`]: the held-out token windows trained compressors are measured on.
 
 pub mod baselines;
 pub mod cache;
@@ -25,6 +26,7 @@ pub mod report;
 pub mod rng;
 pub mod stats;
 pub mod suites;
+pub mod text_windows;
 
 pub use data::{datasets_dir, ensure, Dataset, Fetcher, Split};
 pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 //! returning what compression needs: every position's hidden state, a KV cache that can be
 //! extended and rolled back, and log-probabilities of chosen next tokens.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -9,6 +10,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kernels::{self, AttentionShape, Rope, RopeStyle};
+use crate::lora::QvLora;
 use crate::matrix::Matrix;
 use crate::quant::GgmlType;
 
@@ -201,6 +203,44 @@ impl KvCache {
         }
         self.len = len;
     }
+
+    /// A cache of the positions `positions` of this one, with their keys, values and hidden
+    /// rows as they are. Keys keep the rotation of their original positions, so a model reading
+    /// after the new cache sees them as computed there (500xCompressor's and GIST's memory: the
+    /// encoder's memory positions become a decoder's whole prefix).
+    pub fn select(&self, positions: Range<usize>) -> KvCache {
+        assert!(positions.start <= positions.end && positions.end <= self.len);
+        let rows = |buffer: &Vec<f32>| {
+            let width = buffer.len() / self.len;
+            buffer[positions.start * width..positions.end * width].to_vec()
+        };
+        KvCache {
+            keys: self.keys.iter().map(rows).collect(),
+            values: self.values.iter().map(rows).collect(),
+            hidden: rows(&self.hidden),
+            len: positions.len(),
+        }
+    }
+
+    /// Transformer blocks it holds keys and values for.
+    pub fn layers(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Layer `layer`'s keys (after rotary embedding), one `kv_heads × head_dim` row per position.
+    pub fn keys(&self, layer: usize) -> &[f32] {
+        &self.keys[layer]
+    }
+
+    /// Layer `layer`'s values, one `kv_heads × head_dim` row per position.
+    pub fn values(&self, layer: usize) -> &[f32] {
+        &self.values[layer]
+    }
+
+    /// The final hidden state (after the output norm) of every position, `hidden` wide rows.
+    pub fn hidden(&self) -> &[f32] {
+        &self.hidden
+    }
 }
 
 impl CausalLm {
@@ -321,8 +361,57 @@ impl CausalLm {
         }
     }
 
+    /// A cache made of saved rows (what [`KvCache::keys`], [`KvCache::values`] and
+    /// [`KvCache::hidden`] returned), checked against this model's shapes.
+    pub fn cache_from_rows(
+        &self,
+        keys: Vec<Vec<f32>>,
+        values: Vec<Vec<f32>>,
+        hidden: Vec<f32>,
+    ) -> Result<KvCache> {
+        let c = &self.config;
+        let len = hidden.len() / c.hidden;
+        let kv_rows = len * c.kv_heads * c.head_dim;
+        let fits = |layers: &[Vec<f32>]| {
+            layers.len() == c.layers && layers.iter().all(|rows| rows.len() == kv_rows)
+        };
+        if hidden.len() % c.hidden != 0 || !fits(&keys) || !fits(&values) {
+            return Err(Error::InvalidInput(format!(
+                "a KV cache for this model needs {} layers of keys and values with {} values per \
+                 position, and {}-wide hidden rows",
+                c.layers,
+                c.kv_heads * c.head_dim,
+                c.hidden
+            )));
+        }
+        if len > c.context {
+            return Err(Error::InvalidInput(format!(
+                "a KV cache of {len} positions exceeds the model's context of {}",
+                c.context
+            )));
+        }
+        Ok(KvCache {
+            keys,
+            values,
+            hidden,
+            len,
+        })
+    }
+
     /// Reads `ids` after what `cache` holds.
     pub fn forward(&self, cache: &mut KvCache, ids: &[u32]) -> Result<()> {
+        self.forward_with_lora(cache, ids, None)
+    }
+
+    /// [`Self::forward`] with low-rank adapters on every block's query and value projections
+    /// (`lora[i]` for block i), or without when `lora` is `None`.
+    pub fn forward_with_lora(
+        &self,
+        cache: &mut KvCache,
+        ids: &[u32],
+        lora: Option<&[QvLora]>,
+    ) -> Result<()> {
+        self.check_lora(lora)?;
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.config.vocab) {
             return Err(Error::InvalidInput(format!(
                 "token id {bad} is outside the vocabulary of {} tokens",
@@ -341,7 +430,7 @@ impl CausalLm {
             for (row, &id) in x.chunks_exact_mut(self.config.hidden).zip(chunk) {
                 self.embedding.row(id as usize, row);
             }
-            self.forward_chunk(cache, x);
+            self.forward_chunk(cache, x, lora);
         }
         Ok(())
     }
@@ -349,6 +438,18 @@ impl CausalLm {
     /// Reads input vectors (`hidden` wide rows, e.g. a soft prompt) after what `cache` holds, as
     /// if they were the embeddings of tokens.
     pub fn forward_embeddings(&self, cache: &mut KvCache, embeddings: &[f32]) -> Result<()> {
+        self.forward_embeddings_with_lora(cache, embeddings, None)
+    }
+
+    /// [`Self::forward_embeddings`] with optional query/value adapters, as in
+    /// [`Self::forward_with_lora`].
+    pub fn forward_embeddings_with_lora(
+        &self,
+        cache: &mut KvCache,
+        embeddings: &[f32],
+        lora: Option<&[QvLora]>,
+    ) -> Result<()> {
+        self.check_lora(lora)?;
         let d = self.config.hidden;
         if embeddings.len() % d != 0 || embeddings.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidInput(format!(
@@ -364,13 +465,41 @@ impl CausalLm {
             )));
         }
         for chunk in embeddings.chunks(FORWARD_CHUNK * d) {
-            self.forward_chunk(cache, chunk.to_vec());
+            self.forward_chunk(cache, chunk.to_vec(), lora);
         }
         Ok(())
     }
 
-    /// Runs the layers over input rows `x` (embeddings) at the positions after `cache`.
-    fn forward_chunk(&self, cache: &mut KvCache, mut x: Vec<f32>) {
+    /// Refuses adapters whose count or shapes do not fit this model (their factors are applied
+    /// unchecked in the layers).
+    fn check_lora(&self, lora: Option<&[QvLora]>) -> Result<()> {
+        let Some(lora) = lora else {
+            return Ok(());
+        };
+        let c = &self.config;
+        let fits = |low: &crate::lora::LowRank, output: usize| {
+            low.a.cols == c.hidden && low.b.rows == output
+        };
+        if lora.len() != c.layers
+            || !lora
+                .iter()
+                .all(|l| fits(&l.q, c.heads * c.head_dim) && fits(&l.v, c.kv_heads * c.head_dim))
+        {
+            return Err(Error::InvalidInput(format!(
+                "the adapters do not fit this model: it needs {} blocks of query ({} wide) and \
+                 value ({} wide) adapters on {}-wide inputs",
+                c.layers,
+                c.heads * c.head_dim,
+                c.kv_heads * c.head_dim,
+                c.hidden
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the layers over input rows `x` (embeddings) at the positions after `cache`, adding
+    /// `lora`'s deltas to the query and value projections (before rotary embedding).
+    fn forward_chunk(&self, cache: &mut KvCache, mut x: Vec<f32>, lora: Option<&[QvLora]>) {
         let c = &self.config;
         let threads = rayon::current_num_threads();
         let (t, d, past) = (x.len() / c.hidden, c.hidden, cache.len);
@@ -388,6 +517,10 @@ impl CausalLm {
             layer.q.forward(&normed, t, &mut q, threads);
             layer.k.forward(&normed, t, &mut k, threads);
             layer.v.forward(&normed, t, &mut v, threads);
+            if let Some(adapters) = lora {
+                adapters[i].q.add_forward(&normed, t, &mut q, threads);
+                adapters[i].v.add_forward(&normed, t, &mut v, threads);
+            }
             self.rope.apply(&mut q, q_width, c.head_dim, past);
             self.rope.apply(&mut k, kv_width, c.head_dim, past);
             cache.keys[i].extend_from_slice(&k);

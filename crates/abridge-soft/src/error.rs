@@ -40,6 +40,15 @@ pub enum Error {
         model_sha256: String,
     },
 
+    #[error("{path} was compressed for the model {made_for} (sha256 {made_for_sha256}), not for {model} (sha256 {model_sha256}): compress the text again with an adapter for this model (`abridge soft compress --model PATH`)")]
+    CompressedModelMismatch {
+        path: PathBuf,
+        made_for: String,
+        made_for_sha256: String,
+        model: String,
+        model_sha256: String,
+    },
+
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

@@ -368,7 +368,7 @@ fn teacher_answer(
     let mut cache = lm.model.new_cache();
     lm.model.forward(&mut cache, hard)?;
     let mut distributions = Vec::new();
-    let answer = prefix::greedy(lm, &mut cache, max_tokens, &mut |logits| {
+    let answer = prefix::greedy(lm, &mut cache, None, max_tokens, &mut |logits| {
         let start = distributions.len();
         distributions.extend_from_slice(logits);
         log_softmax(&mut distributions[start..]);

@@ -11,9 +11,15 @@
 //!   objective;
 //! - [`soft_prompt`]: the fitted vectors and their `.safetensors` file, tied to one model by its
 //!   sha256;
-//! - [`prefix`]: generation and scoring with a soft prompt on the runtime's KV-cache path.
+//! - [`prefix`]: generation and scoring with a soft prompt on the runtime's KV-cache path;
+//! - [`adapter`], [`compressor`], [`compressed`]: trained compressors (ICAE, 500xCompressor,
+//!   GIST): the adapter file, compressing a text to k memory positions with it, and the
+//!   compressed prompt's file; [`compressor_eval`] measures them on held-out text.
 
 pub mod adapter;
+pub mod compressed;
+pub mod compressor;
+pub mod compressor_eval;
 pub mod differentiable;
 pub mod error;
 pub mod fit;
@@ -22,6 +28,8 @@ pub mod prefix;
 pub mod soft_prompt;
 
 pub use adapter::{Adapter, Method};
+pub use compressed::{CompressedPrompt, Memory, Task};
+pub use compressor::Compressor;
 pub use error::{Error, Result};
 pub use fit::{fit, FitOptions, Fitted, Init, Objective, Progress};
 pub use soft_prompt::{FitRecord, ModelId, SoftPrompt};

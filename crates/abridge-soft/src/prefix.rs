@@ -9,6 +9,7 @@
 //! its start (7.0 nats/token after 100 steps) at position 0.
 
 use abridge_models::llama::KvCache;
+use abridge_models::lora::QvLora;
 use abridge_models::LanguageModel;
 
 use crate::error::{Error, Result};
@@ -17,6 +18,34 @@ use crate::soft_prompt::SoftPrompt;
 
 /// Special tokens that end a generation, when the vocabulary has them.
 const STOP_TOKENS: [&str; 2] = ["<|endoftext|>", "<|im_end|>"];
+
+/// What the model reads before a prefix of input vectors. The two kinds of vectors were
+/// optimised in different places, so each must be read where it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lead {
+    /// The document-start token at position 0, the vectors from position 1: fitted soft prompts
+    /// (see the module's note on positions).
+    DocumentStart,
+    /// Nothing: the vectors from position 0. ICAE's slots, whose decoder was trained this way.
+    Nothing,
+}
+
+/// A cache holding `lead`, then the input vectors `vectors` (`hidden` wide rows).
+pub fn embeddings_cache(lm: &LanguageModel, lead: Lead, vectors: &[f32]) -> Result<KvCache> {
+    let hidden = lm.model.config.hidden;
+    if vectors.len() % hidden != 0 {
+        return Err(Error::InvalidInput(format!(
+            "the prefix vectors are not {hidden} wide, as this model's inputs are"
+        )));
+    }
+    let mut cache = lm.model.new_cache();
+    if lead == Lead::DocumentStart {
+        lm.model
+            .forward(&mut cache, &[lm.tokenizer.document_start()])?;
+    }
+    lm.model.forward_embeddings(&mut cache, vectors)?;
+    Ok(cache)
+}
 
 /// A cache holding the document-start token, the soft prompt's vectors (positions 1..=k), then
 /// `ids`.
@@ -27,10 +56,7 @@ pub fn prefixed_cache(lm: &LanguageModel, soft: &SoftPrompt, ids: &[u32]) -> Res
             soft.hidden, lm.model.config.hidden
         )));
     }
-    let mut cache = lm.model.new_cache();
-    lm.model
-        .forward(&mut cache, &[lm.tokenizer.document_start()])?;
-    lm.model.forward_embeddings(&mut cache, &soft.vectors)?;
+    let mut cache = embeddings_cache(lm, Lead::DocumentStart, &soft.vectors)?;
     lm.model.forward(&mut cache, ids)?;
     Ok(cache)
 }
@@ -55,18 +81,32 @@ pub fn generate(
     max_tokens: usize,
 ) -> Result<Vec<u32>> {
     let mut cache = prefixed_cache(lm, soft, prompt)?;
-    greedy(lm, &mut cache, max_tokens, &mut |_| {})
+    greedy(lm, &mut cache, None, max_tokens, &mut |_| {})
 }
 
-/// Greedy continuation of what `cache` holds; `on_token` sees the logits each kept token was
-/// chosen from.
-pub(crate) fn greedy(
+/// Greedy continuation of what `cache` holds, read by the model with the adapters `lora` (none
+/// for the plain model); `on_token` sees the logits each kept token was chosen from. Stops at an
+/// end-of-text token (not included), after `max_tokens`, or at the end of the context.
+pub fn greedy(
     lm: &LanguageModel,
     cache: &mut KvCache,
+    lora: Option<&[QvLora]>,
     max_tokens: usize,
     on_token: &mut dyn FnMut(&[f32]),
 ) -> Result<Vec<u32>> {
-    let stops = stop_ids(lm);
+    greedy_until(lm, cache, lora, max_tokens, &stop_ids(lm), on_token)
+}
+
+/// [`greedy`] that ends early only at the tokens `stops` (none: exactly `max_tokens` tokens
+/// while the context lasts, as a regeneration of a known length).
+pub fn greedy_until(
+    lm: &LanguageModel,
+    cache: &mut KvCache,
+    lora: Option<&[QvLora]>,
+    max_tokens: usize,
+    stops: &[u32],
+    on_token: &mut dyn FnMut(&[f32]),
+) -> Result<Vec<u32>> {
     let mut generated = Vec::new();
     while generated.len() < max_tokens && cache.len() < lm.model.config.context {
         let logits = lm.model.next_token_logits(cache, cache.len() - 1);
@@ -76,15 +116,31 @@ pub(crate) fn greedy(
         }
         on_token(&logits);
         generated.push(next);
-        lm.model.forward(cache, &[next])?;
+        lm.model.forward_with_lora(cache, &[next], lora)?;
     }
     Ok(generated)
 }
 
 /// `ln p(ids[i] | soft prompt, ids[..i])` for every token of `ids`.
 pub fn log_likelihoods(lm: &LanguageModel, soft: &SoftPrompt, ids: &[u32]) -> Result<Vec<f32>> {
-    let mut cache = prefixed_cache(lm, soft, &[])?;
+    let cache = prefixed_cache(lm, soft, &[])?;
+    log_likelihoods_after(lm, cache, None, ids)
+}
+
+/// `ln p(ids[i] | what cache holds, ids[..i])` for every token of `ids`, read with the adapters
+/// `lora` (none for the plain model). `cache` must hold at least one position.
+pub fn log_likelihoods_after(
+    lm: &LanguageModel,
+    mut cache: KvCache,
+    lora: Option<&[QvLora]>,
+    ids: &[u32],
+) -> Result<Vec<f32>> {
     let read = cache.len();
-    lm.model.forward(&mut cache, ids)?;
+    if read == 0 {
+        return Err(Error::InvalidInput(
+            "scoring needs a prefix: the first token has nothing to be predicted from".into(),
+        ));
+    }
+    lm.model.forward_with_lora(&mut cache, ids, lora)?;
     Ok(lm.model.next_token_log_probs(&cache, read - 1, ids))
 }

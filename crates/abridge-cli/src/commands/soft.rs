@@ -1,10 +1,20 @@
-//! `abridge soft`: fit a soft prompt for a prompt text, then generate or score with it.
+//! `abridge soft`: fit a soft prompt for a prompt text, or compress a text with a trained
+//! compressor (ICAE, 500xCompressor, GIST), then generate or score with either.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use abridge_eval::datasets_dir;
+use abridge_eval::text_windows::{held_out_windows, spread};
+use abridge_models::llama::KvCache;
+use abridge_models::lora::QvLora;
 use abridge_models::LanguageModel;
-use abridge_soft::{fit, prefix, FitOptions, Init, ModelId, Objective, SoftPrompt};
+use abridge_soft::compressed::is_compressed;
+use abridge_soft::compressor_eval::{self, Setting, Window};
+use abridge_soft::{
+    fit, prefix, CompressedPrompt, Compressor, FitOptions, Init, Method, ModelId, Objective,
+    SoftPrompt, Task,
+};
 use anyhow::Context;
 use serde::Serialize;
 
@@ -15,13 +25,20 @@ use crate::model::ModelArgs;
 pub enum Command {
     /// Fit k soft vectors that stand for a prompt (the model stays frozen) and save them.
     Fit(Box<FitArgs>),
-    /// Generate greedily after a soft prompt (and an optional text prompt).
+    /// Compress a text to k memory positions with a trained compressor adapter (ICAE,
+    /// 500xCompressor, GIST) and save them.
+    Compress(CompressArgs),
+    /// Generate greedily after a soft prompt or a compressed text (and an optional text prompt).
     Generate(GenerateArgs),
-    /// Log-likelihood of a text read after a soft prompt.
+    /// Log-likelihood of a text read after a soft prompt or a compressed text.
     Score(ScoreArgs),
     /// How closely a soft prompt stands for its prompt: NLL and top-1 agreement on the prompt
     /// text (cram), or KL and top-1 agreement with the hard prompt on queries (distill).
     Eval(EvalArgs),
+    /// Measure compressor adapters on held-out text windows: continuation perplexity with no
+    /// context, the memory, another text's memory, the last k tokens and the full text; greedy
+    /// regeneration.
+    EvalCompressor(EvalCompressorArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -93,11 +110,81 @@ pub struct FitArgs {
     model: ModelArgs,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    Icae,
+    #[value(name = "500x")]
+    KvPrefix,
+    Gist,
+}
+
+impl MethodArg {
+    fn method(self) -> Method {
+        match self {
+            Self::Icae => Method::Icae,
+            Self::KvPrefix => Method::KvPrefix,
+            Self::Gist => Method::Gist,
+        }
+    }
+}
+
 #[derive(clap::Args)]
-pub struct GenerateArgs {
-    /// A soft prompt written by `abridge soft fit`.
+pub struct CompressArgs {
+    /// The text to compress (or --file).
+    #[arg(
+        value_name = "TEXT",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    text: Option<String>,
+
+    /// Read the text from a file (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// A compressor adapter (e.g. models/soft/500x-k16.safetensors).
+    #[arg(long, value_name = "FILE")]
+    adapter: PathBuf,
+
+    /// The method the adapter was trained for [default: the adapter's own]; another one is
+    /// refused.
+    #[arg(long, value_enum)]
+    method: Option<MethodArg>,
+
+    /// Where to write the compressed text (.safetensors).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Print a JSON record.
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// Options shared by `generate` and `score` on how a prompt file is read.
+#[derive(clap::Args)]
+struct PromptFileArgs {
+    /// A soft prompt written by `abridge soft fit`, or a text compressed by `abridge soft
+    /// compress`.
     #[arg(long, value_name = "FILE")]
     soft: PathBuf,
+
+    /// Compressed text only: decode with the regenerate indicator ([AE], reproduce the
+    /// compressed text) instead of the continue one ([LM]).
+    #[arg(long)]
+    regenerate: bool,
+
+    /// GIST-compressed text only: the adapter it was compressed with (GIST decodes with it).
+    #[arg(long, value_name = "FILE")]
+    adapter: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    file: PromptFileArgs,
 
     /// Text read after the soft prompt, before generating.
     #[arg(long, default_value = "")]
@@ -113,9 +200,8 @@ pub struct GenerateArgs {
 
 #[derive(clap::Args)]
 pub struct ScoreArgs {
-    /// A soft prompt written by `abridge soft fit`.
-    #[arg(long, value_name = "FILE")]
-    soft: PathBuf,
+    #[command(flatten)]
+    file: PromptFileArgs,
 
     /// The text to score, as an argument (`-` reads standard input).
     #[arg(value_name = "TEXT|-")]
@@ -156,9 +242,42 @@ pub struct EvalArgs {
     model: ModelArgs,
 }
 
+#[derive(clap::Args)]
+pub struct EvalCompressorArgs {
+    /// Compressor adapters to measure (repeat the flag for several).
+    #[arg(long, value_name = "FILE", required = true)]
+    adapter: Vec<PathBuf>,
+
+    /// Text lengths L compressed, comma-separated (at most 128: the held-out windows are the
+    /// trainer's 160 tokens).
+    #[arg(long, value_delimiter = ',', default_value = "64,128")]
+    lengths: Vec<usize>,
+
+    /// Held-out windows used, evenly spaced over the trainer's 244 (grouped by source).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    texts: usize,
+
+    /// Continuation tokens scored after each text.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    continuation: usize,
+
+    /// Skip greedy regeneration (the slow part).
+    #[arg(long)]
+    no_regenerate: bool,
+
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Fit(args) => run_fit(*args),
+        Command::Compress(args) => run_compress(args),
+        Command::EvalCompressor(args) => run_eval_compressor(args),
         Command::Generate(args) => run_generate(args),
         Command::Score(args) => run_score(args),
         Command::Eval(args) => run_eval(args),
@@ -199,14 +318,7 @@ fn run_fit(args: FitArgs) -> anyhow::Result<()> {
         patience: args.patience,
     };
     let (lm, model_id) = load_model(&args.model)?;
-    let bar = indicatif::ProgressBar::new(args.steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} steps ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(args.steps, "steps");
     let started = Instant::now();
     let fitted = fit(&lm, model_id, &prompt, &options, &mut |p| {
         bar.set_position(p.step as u64);
@@ -258,6 +370,19 @@ fn run_fit(args: FitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar over `len` `unit`s, with a message in front.
+fn progress_bar(len: usize, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{elapsed}}, eta {{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 /// Non-blank lines of the queries file, if one is given.
 fn read_queries(path: Option<&Path>) -> anyhow::Result<Vec<String>> {
     let Some(path) = path else {
@@ -285,10 +410,119 @@ fn load_soft(path: &Path, model: &ModelArgs) -> anyhow::Result<(SoftPrompt, Lang
     Ok((soft, lm))
 }
 
+/// A prompt file as read: a fitted soft prompt, or a compressed text (with the adapter a GIST
+/// memory is decoded with).
+enum PromptFile {
+    Fitted(SoftPrompt),
+    Compressed {
+        prompt: Box<CompressedPrompt>,
+        adapter: Option<Compressor>,
+    },
+}
+
+impl PromptFile {
+    /// Reads `args.soft` for the model (refusing another model's file) and loads the model.
+    fn load(args: &PromptFileArgs, model: &ModelArgs) -> anyhow::Result<(Self, LanguageModel)> {
+        if !is_compressed(&args.soft)? {
+            anyhow::ensure!(
+                !args.regenerate && args.adapter.is_none(),
+                "--regenerate and --adapter are for texts compressed by `abridge soft compress`; \
+                 {} is a fitted soft prompt",
+                args.soft.display()
+            );
+            let (soft, lm) = load_soft(&args.soft, model)?;
+            return Ok((Self::Fitted(soft), lm));
+        }
+        let (lm, id) = load_model(model)?;
+        let prompt = CompressedPrompt::load(&args.soft, &lm, &id)?;
+        let adapter = match &args.adapter {
+            Some(path) => Some(Compressor::open(path, &lm, &id)?),
+            None => None,
+        };
+        let file = Self::Compressed {
+            prompt: Box::new(prompt),
+            adapter,
+        };
+        Ok((file, lm))
+    }
+
+    /// The cache to generate or score after (holding `ids` after the prefix), and the adapters
+    /// the model reads with from there.
+    fn cache(
+        &self,
+        lm: &LanguageModel,
+        regenerate: bool,
+        ids: &[u32],
+    ) -> anyhow::Result<(KvCache, Option<&[QvLora]>)> {
+        match self {
+            Self::Fitted(soft) => Ok((prefix::prefixed_cache(lm, soft, ids)?, None)),
+            Self::Compressed { prompt, adapter } => {
+                let lora = prompt.decoder_lora(adapter.as_ref())?;
+                let task = if regenerate {
+                    Task::Regenerate
+                } else {
+                    Task::Continue
+                };
+                let mut cache = prompt.decoder_cache(lm, task, lora)?;
+                lm.model.forward_with_lora(&mut cache, ids, lora)?;
+                Ok((cache, lora))
+            }
+        }
+    }
+}
+
+fn run_compress(args: CompressArgs) -> anyhow::Result<()> {
+    let text = match (&args.text, &args.file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(file)) => read_text(file)?,
+        (None, None) => anyhow::bail!("give the text to compress, or --file"),
+    };
+    anyhow::ensure!(
+        !text.trim().is_empty(),
+        "the text is empty: there is nothing to compress"
+    );
+    let (lm, id) = load_model(&args.model)?;
+    let compressor = Compressor::open(&args.adapter, &lm, &id)?;
+    if let Some(method) = args.method.map(MethodArg::method) {
+        anyhow::ensure!(
+            method == compressor.method(),
+            "{} is a {} adapter, not {method}: drop --method or pass a {method} adapter",
+            args.adapter.display(),
+            compressor.method()
+        );
+    }
+    let ids: Vec<u32> = lm.encode(&text)?.iter().map(|t| t.id).collect();
+    let started = Instant::now();
+    let compressed = compressor.compress(&lm, &id, &ids)?;
+    let seconds = started.elapsed().as_secs_f64();
+    compressed.save(&args.output)?;
+    let report = serde_json::json!({
+        "output": args.output.display().to_string(),
+        "method": compressed.method.name(),
+        "k": compressed.k,
+        "text_tokens": compressed.text_tokens,
+        "seconds": seconds,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "wrote {}: {} tokens compressed to {} memory positions ({}) in {:.2} s",
+        args.output.display(),
+        compressed.text_tokens,
+        compressed.k,
+        compressed.method,
+        seconds
+    );
+    Ok(())
+}
+
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let (soft, lm) = load_soft(&args.soft, &args.model)?;
+    let (file, lm) = PromptFile::load(&args.file, &args.model)?;
     let prompt: Vec<u32> = lm.encode(&args.prompt)?.iter().map(|t| t.id).collect();
-    let generated = prefix::generate(&lm, &soft, &prompt, args.max_tokens)?;
+    let (mut cache, lora) = file.cache(&lm, args.file.regenerate, &prompt)?;
+    let generated = prefix::greedy(&lm, &mut cache, lora, args.max_tokens, &mut |_| {})?;
     println!("{}", lm.tokenizer.decode(&generated));
     Ok(())
 }
@@ -318,9 +552,10 @@ fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
         !text.trim().is_empty(),
         "the text is empty: there is nothing to score"
     );
-    let (soft, lm) = load_soft(&args.soft, &args.model)?;
+    let (file, lm) = PromptFile::load(&args.file, &args.model)?;
     let ids: Vec<u32> = lm.encode(&text)?.iter().map(|t| t.id).collect();
-    let log_probs = prefix::log_likelihoods(&lm, &soft, &ids)?;
+    let (cache, lora) = file.cache(&lm, args.file.regenerate, &[])?;
+    let log_probs = prefix::log_likelihoods_after(&lm, cache, lora, &ids)?;
     let total: f64 = log_probs.iter().map(|&v| f64::from(v)).sum();
     let mean_nll = -total / ids.len() as f64;
     let report = ScoreReport {
@@ -398,5 +633,149 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         100.0 * report.agreement,
         report.positions
     );
+    Ok(())
+}
+
+/// The trainer's held-out windows: 128 text + 32 continuation tokens.
+const TRAINER_WINDOW: usize = 160;
+/// Held-out windows per source in the trainer's test set.
+const TRAINER_PER_SOURCE: usize = 64;
+
+fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
+    let longest = args.lengths.iter().copied().max().unwrap_or(0);
+    anyhow::ensure!(
+        longest + args.continuation <= TRAINER_WINDOW && !args.lengths.contains(&0),
+        "--lengths and --continuation must fit the trainer's {TRAINER_WINDOW}-token windows"
+    );
+    anyhow::ensure!(args.texts >= 2, "--texts must be at least 2");
+    let (lm, id) = load_model(&args.model)?;
+    let compressors = args
+        .adapter
+        .iter()
+        .map(|path| Ok(Compressor::open(path, &lm, &id)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let windows = held_out_windows(
+        &datasets_dir(),
+        &lm.tokenizer,
+        TRAINER_WINDOW,
+        TRAINER_PER_SOURCE,
+    )?;
+    anyhow::ensure!(
+        windows.len() >= 2,
+        "found {} held-out windows in {}: fetch the datasets (scripts/fetch-datasets.py)",
+        windows.len(),
+        datasets_dir().display()
+    );
+    let chosen = spread(&windows, args.texts);
+    let texts: Vec<Window> = chosen
+        .iter()
+        .map(|w| Window {
+            document: format!("{}/{}", w.source, w.id),
+            ids: w.ids.clone(),
+        })
+        .collect();
+    let n = texts.len();
+    tracing::info!(windows = windows.len(), chosen = n, "held-out windows");
+    let distinct_ks = {
+        let mut ks: Vec<usize> = compressors.iter().map(|c| c.adapter.k).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        ks
+    };
+    let per_length = (distinct_ks.len() + 2 * compressors.len()) * n;
+    let bar = progress_bar(per_length * args.lengths.len(), "texts");
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for &length in &args.lengths {
+        let setting = Setting {
+            length,
+            continuation: args.continuation,
+            regenerate: !args.no_regenerate,
+        };
+        // The truncation baseline keeps each adapter's k tokens: one baseline run per distinct k.
+        bar.set_message(format!("L={length} baselines"));
+        let baselines = distinct_ks
+            .iter()
+            .map(|&k| {
+                Ok(compressor_eval::baselines(
+                    &lm,
+                    &texts,
+                    setting,
+                    k,
+                    &mut || bar.inc(1),
+                )?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (path, compressor) in args.adapter.iter().zip(&compressors) {
+            bar.set_message(format!("L={length} {}", path.display()));
+            let scores =
+                compressor_eval::score(&lm, &id, compressor, &texts, setting, &mut || bar.inc(1))?;
+            let base = baselines[distinct_ks
+                .binary_search(&compressor.adapter.k)
+                .expect("every adapter's k has a baseline")];
+            rows.push(serde_json::json!({
+                "adapter": path.display().to_string(),
+                "method": compressor.method().name(),
+                "k": compressor.adapter.k,
+                "L": length,
+                "texts": n,
+                "ppl_none": base.none,
+                "ppl_memory": scores.memory,
+                "ppl_mismatched_memory": scores.mismatched,
+                "ppl_truncated_last_k": base.truncated,
+                "ppl_full": base.full,
+                "gap_closed": (base.none - scores.memory) / (base.none - base.full),
+                "gap_closed_mismatched": (base.none - scores.mismatched) / (base.none - base.full),
+                "regen_nll": scores.regeneration_nll,
+                "regen_token_accuracy": scores.token_accuracy,
+                "regen_exact_match": scores.exact_match,
+            }));
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let mut sources = std::collections::BTreeMap::<&str, usize>::new();
+        for window in &chosen {
+            *sources.entry(window.source).or_default() += 1;
+        }
+        let report = serde_json::json!({
+            "held_out_windows": windows.len(),
+            "texts_by_source": sources,
+            "seconds": seconds,
+            "rows": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{n} of {} held-out texts, {} continuation tokens, {seconds:.0} s",
+        windows.len(),
+        args.continuation
+    );
+    println!("| adapter | L | PPL none | PPL memory | PPL mismatched | PPL last-k | PPL full | gap closed | gap closed (mismatched) | regen NLL | token acc | exact |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let number = |v: &serde_json::Value, digits: usize| {
+        v.as_f64()
+            .map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
+    };
+    for row in &rows {
+        println!(
+            "| {} k={} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row["method"].as_str().unwrap_or(""),
+            row["k"],
+            row["L"],
+            number(&row["ppl_none"], 1),
+            number(&row["ppl_memory"], 1),
+            number(&row["ppl_mismatched_memory"], 1),
+            number(&row["ppl_truncated_last_k"], 1),
+            number(&row["ppl_full"], 1),
+            number(&row["gap_closed"], 2),
+            number(&row["gap_closed_mismatched"], 2),
+            number(&row["regen_nll"], 3),
+            number(&row["regen_token_accuracy"], 3),
+            number(&row["regen_exact_match"], 3),
+        );
+    }
     Ok(())
 }
