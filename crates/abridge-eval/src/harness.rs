@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use abridge_core::{
     compress_with, Budget, CompressRequest, Embedder, Llmlingua2Options, LlmlinguaOptions,
-    LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter, TokenScorer,
+    LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter, TokenScorer, Unit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,13 +21,16 @@ use crate::rng::Rng;
 use crate::stats::{bootstrap, bootstrap_ratio, Estimate};
 use crate::suites::{Case, Reference};
 
-/// A method under evaluation: a baseline or an abridge method.
+/// A method under evaluation: a baseline or an abridge method with the unit it keeps or drops.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EvalMethod {
     /// The original prompt (rate 1).
     None,
     Baseline(Baseline),
-    Abridge(Method),
+    Abridge {
+        method: Method,
+        unit: Unit,
+    },
 }
 
 impl EvalMethod {
@@ -44,26 +47,59 @@ impl EvalMethod {
     pub const RANKED_NAMES: &'static str = "longllmlingua-llmlingua, longllmlingua-bm25, \
                                             longllmlingua-gzip, longllmlingua-embedding";
 
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Baseline(Baseline::Head) => "head",
-            Self::Baseline(Baseline::Tail) => "tail",
-            Self::Baseline(Baseline::Random) => "random",
-            Self::Abridge(Method::SelectiveContext) => "selective-context",
-            Self::Abridge(Method::Llmlingua(_)) => "llmlingua",
-            Self::Abridge(Method::LongLlmlingua(options)) => match options.rank_method {
+    /// An abridge method with its default unit.
+    fn abridge(method: Method) -> Self {
+        let unit = method.default_unit();
+        Self::Abridge { method, unit }
+    }
+
+    /// The method's name, with `-<unit>` appended where the unit is not the method's default
+    /// (`longllmlingua-phrase`, `longllmlingua-bm25-phrase`, `selective-context-sentence`).
+    pub fn name(&self) -> String {
+        let (method, unit) = match self {
+            Self::None => return "none".into(),
+            Self::Baseline(Baseline::Head) => return "head".into(),
+            Self::Baseline(Baseline::Tail) => return "tail".into(),
+            Self::Baseline(Baseline::Random) => return "random".into(),
+            Self::Abridge { method, unit } => (method, *unit),
+        };
+        let name = match method {
+            Method::SelectiveContext => "selective-context",
+            Method::Llmlingua(_) => "llmlingua",
+            Method::LongLlmlingua(options) => match options.rank_method {
                 RankMethod::Longllmlingua => "longllmlingua",
                 RankMethod::Llmlingua => "longllmlingua-llmlingua",
                 RankMethod::Bm25 => "longllmlingua-bm25",
                 RankMethod::Gzip => "longllmlingua-gzip",
                 RankMethod::Embedding => "longllmlingua-embedding",
             },
-            Self::Abridge(Method::Llmlingua2(options)) => match options.question_weight == 0.0 {
+            Method::Llmlingua2(options) => match options.question_weight == 0.0 {
                 true => "fast",
                 false => "fast-question",
             },
+        };
+        if unit == method.default_unit() {
+            name.to_string()
+        } else {
+            format!("{name}-{}", unit.name())
         }
+    }
+
+    /// Reads the sentence embedder (`longllmlingua-embedding`).
+    pub fn needs_embedder(&self) -> bool {
+        matches!(self, Self::Abridge { method: Method::LongLlmlingua(o), .. }
+            if o.rank_method == RankMethod::Embedding)
+    }
+
+    /// Reads the token classifier (`fast`, `fast-question`).
+    pub fn needs_classifier(&self) -> bool {
+        matches!(
+            self,
+            Self::Abridge {
+                method: Method::Llmlingua2(_),
+                ..
+            }
+        )
     }
 
     /// Every baseline and method, in report order.
@@ -73,38 +109,37 @@ impl EvalMethod {
             .map(|name| name.parse().expect("listed names parse"))
             .collect()
     }
-}
 
-impl FromStr for EvalMethod {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.trim() {
+    /// The method without a unit suffix.
+    fn parse_method(s: &str) -> Result<Self> {
+        Ok(match s {
             "none" => Self::None,
             "head" => Self::Baseline(Baseline::Head),
             "tail" => Self::Baseline(Baseline::Tail),
             "random" => Self::Baseline(Baseline::Random),
-            "selective-context" => Self::Abridge(Method::SelectiveContext),
-            "llmlingua" => Self::Abridge(Method::Llmlingua(LlmlinguaOptions::default())),
+            "selective-context" => Self::abridge(Method::SelectiveContext),
+            "llmlingua" => Self::abridge(Method::Llmlingua(LlmlinguaOptions::default())),
             "longllmlingua" => {
-                Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
+                Self::abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
             }
-            "fast" => Self::Abridge(Method::Llmlingua2(Llmlingua2Options {
+            "fast" => Self::abridge(Method::Llmlingua2(Llmlingua2Options {
                 question_weight: 0.0,
                 ..Llmlingua2Options::default()
             })),
-            "fast-question" => Self::Abridge(Method::Llmlingua2(Llmlingua2Options::default())),
+            "fast-question" => Self::abridge(Method::Llmlingua2(Llmlingua2Options::default())),
             other => match other
                 .strip_prefix("longllmlingua-")
                 .and_then(|ranker| ranker.parse::<RankMethod>().ok())
             {
-                Some(rank_method) => Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
+                Some(rank_method) => Self::abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
                     rank_method,
                     ..LongLlmlinguaOptions::default()
                 })),
                 None => {
                     return Err(Error::InvalidOption(format!(
-                        "unknown method `{other}`: choose from {}, {}, or {}",
+                        "unknown method `{other}`: choose from {}, {}, or {}; an abridge method \
+                         takes a unit suffix too (-token, -word, -phrase, -sentence), e.g. \
+                         longllmlingua-phrase",
                         Self::NAMES,
                         Self::RANKED_NAMES,
                         Self::CLASSIFIER_NAMES
@@ -112,6 +147,28 @@ impl FromStr for EvalMethod {
                 }
             },
         })
+    }
+}
+
+impl FromStr for EvalMethod {
+    type Err = Error;
+
+    /// A method name, optionally followed by `-<unit>` (`longllmlingua-bm25-phrase`).
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let suffixed = Unit::ALL.into_iter().find_map(|unit| {
+            let method = s.strip_suffix(unit.name())?.strip_suffix('-')?;
+            Some((method, unit))
+        });
+        match suffixed {
+            Some((method, unit)) => match Self::parse_method(method)? {
+                Self::Abridge { method, .. } => Ok(Self::Abridge { method, unit }),
+                _ => Err(Error::InvalidOption(format!(
+                    "`{method}` is a baseline: it drops words and takes no unit (`{s}`)"
+                ))),
+            },
+            None => Self::parse_method(s),
+        }
     }
 }
 
@@ -181,6 +238,7 @@ struct Readers<'a> {
 fn run_abridge(
     case: &Case,
     method: &Method,
+    unit: Unit,
     rate: f64,
     readers: &Readers,
     counter: &dyn TokenCounter,
@@ -190,6 +248,7 @@ fn run_abridge(
     request.question = case.question.clone();
     request.budget = Budget::Rate(rate);
     request.markup = false;
+    request.unit = unit;
     let models = abridge_core::Models {
         scorer: Some(readers.scorer),
         counter,
@@ -355,9 +414,10 @@ pub fn evaluate(
                         }
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
-                    EvalMethod::Abridge(m) => run_abridge(
+                    EvalMethod::Abridge { method: m, unit } => run_abridge(
                         case,
                         m,
+                        *unit,
                         rate,
                         &Readers {
                             scorer: &scorer,
@@ -368,7 +428,7 @@ pub fn evaluate(
                     )
                     .map_err(|source| Error::Compress {
                         case: case.id.clone(),
-                        method: method.name().to_string(),
+                        method: method.name(),
                         rate,
                         source,
                     })?,
@@ -381,7 +441,7 @@ pub fn evaluate(
                 let result = CaseResult {
                     id: case.id.clone(),
                     group: case.group.clone(),
-                    method: method.name().to_string(),
+                    method: method.name(),
                     rate,
                     origin_tokens: output.origin_tokens,
                     compressed_tokens: output.compressed_tokens,
@@ -496,5 +556,33 @@ mod tests {
         }
         let error = "longllmlingua-magic".parse::<EvalMethod>().unwrap_err();
         assert!(error.to_string().contains("longllmlingua-bm25"), "{error}");
+    }
+
+    #[test]
+    fn a_unit_suffix_sets_the_unit_and_names_it_unless_it_is_the_default() {
+        let method: EvalMethod = "longllmlingua-bm25-phrase".parse().unwrap();
+        let EvalMethod::Abridge { method: m, unit } = &method else {
+            panic!("{method:?}")
+        };
+        assert_eq!(*unit, Unit::Phrase);
+        assert!(matches!(m, Method::LongLlmlingua(o) if o.rank_method == RankMethod::Bm25));
+        assert_eq!(method.name(), "longllmlingua-bm25-phrase");
+        for unit in Unit::ALL {
+            let name = format!("longllmlingua-{}", unit.name());
+            let method: EvalMethod = name.parse().unwrap();
+            let expected = if unit == Unit::Word {
+                "longllmlingua"
+            } else {
+                &name
+            };
+            assert_eq!(method.name(), expected);
+        }
+        // Selective Context's default is the phrase: the suffix then names nothing new.
+        let sc: EvalMethod = "selective-context-phrase".parse().unwrap();
+        assert_eq!(sc.name(), "selective-context");
+        let baseline = "random-phrase".parse::<EvalMethod>().unwrap_err();
+        assert!(baseline.to_string().contains("takes no unit"), "{baseline}");
+        let unknown = "longllmlingua-clause".parse::<EvalMethod>().unwrap_err();
+        assert!(unknown.to_string().contains("-phrase"), "{unknown}");
     }
 }

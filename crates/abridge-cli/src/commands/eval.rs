@@ -21,7 +21,9 @@ pub struct Args {
     /// Comma-separated: none, head, tail, random, selective-context, llmlingua, longllmlingua
     /// [default: all]; also LongLLMLingua with another coarse ranker: longllmlingua-bm25,
     /// longllmlingua-embedding, longllmlingua-gzip, longllmlingua-llmlingua; and abridge-fast
-    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware).
+    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware). An
+    /// abridge method takes another unit as a suffix: -token, -word, -phrase or -sentence (e.g.
+    /// longllmlingua-phrase, longllmlingua-bm25-phrase; defaults: word, Selective Context phrase).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
     methods: Vec<EvalMethod>,
 
@@ -176,16 +178,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     let scorer_name = name(&lm);
-    let embedder = if plan
-        .methods
-        .iter()
-        .any(|m| m.name() == "longllmlingua-embedding")
-    {
+    let embedder = if plan.methods.iter().any(EvalMethod::needs_embedder) {
         Some(load_embedder()?)
     } else {
         None
     };
-    let classifier = if plan.methods.iter().any(|m| m.name().starts_with("fast")) {
+    let classifier = if plan.methods.iter().any(EvalMethod::needs_classifier) {
         Some(
             FastClassifier::load_default()
                 .map_err(|e| anyhow::anyhow!("abridge-fast reads all-MiniLM-L6-v2: {e}"))?,
