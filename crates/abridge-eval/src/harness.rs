@@ -15,17 +15,20 @@ use crate::baselines::{assemble, context_text, Baseline, Output};
 use crate::cache::CachingScorer;
 use crate::error::{Error, Result};
 use crate::evaluator::answer_log_likelihood;
+use crate::generation;
 use crate::metrics::{contains_answer, number_retention, rouge1_recall, rouge_l_recall};
 use crate::plan::Models;
 use crate::rng::Rng;
 use crate::stats::{bootstrap, bootstrap_ratio, Estimate};
-use crate::suites::{Case, Reference};
+use crate::suites::{Case, Group, Reference};
 
 /// A method under evaluation: a baseline or an abridge method with the unit it keeps or drops.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EvalMethod {
     /// The original prompt (rate 1).
     None,
+    /// No contexts at all (rate 0: the instruction and question alone).
+    ClosedBook,
     Baseline(Baseline),
     Abridge {
         method: Method,
@@ -43,6 +46,10 @@ impl EvalMethod {
     /// Not in [`Self::all`]: they need the classifier loaded.
     pub const CLASSIFIER_NAMES: &'static str = "fast, fast-question";
 
+    /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
+    /// without them: the floor of the evaluator's metrics).
+    pub const CLOSED_BOOK: &'static str = "closed-book";
+
     /// LongLLMLingua with another coarse ranker: `longllmlingua-<ranker>`, not in [`Self::all`].
     pub const RANKED_NAMES: &'static str = "longllmlingua-llmlingua, longllmlingua-bm25, \
                                             longllmlingua-gzip, longllmlingua-embedding";
@@ -58,6 +65,7 @@ impl EvalMethod {
     pub fn name(&self) -> String {
         let (method, unit) = match self {
             Self::None => return "none".into(),
+            Self::ClosedBook => return Self::CLOSED_BOOK.into(),
             Self::Baseline(Baseline::Head) => return "head".into(),
             Self::Baseline(Baseline::Tail) => return "tail".into(),
             Self::Baseline(Baseline::Random) => return "random".into(),
@@ -82,6 +90,15 @@ impl EvalMethod {
             name.to_string()
         } else {
             format!("{name}-{}", unit.name())
+        }
+    }
+
+    /// The one rate of a method that takes none: 1 for the original, 0 for the closed book.
+    pub fn fixed_rate(&self) -> Option<f64> {
+        match self {
+            Self::None => Some(1.0),
+            Self::ClosedBook => Some(0.0),
+            _ => None,
         }
     }
 
@@ -114,6 +131,7 @@ impl EvalMethod {
     fn parse_method(s: &str) -> Result<Self> {
         Ok(match s {
             "none" => Self::None,
+            Self::CLOSED_BOOK => Self::ClosedBook,
             "head" => Self::Baseline(Baseline::Head),
             "tail" => Self::Baseline(Baseline::Tail),
             "random" => Self::Baseline(Baseline::Random),
@@ -137,10 +155,11 @@ impl EvalMethod {
                 })),
                 None => {
                     return Err(Error::InvalidOption(format!(
-                        "unknown method `{other}`: choose from {}, {}, or {}; an abridge method \
-                         takes a unit suffix too (-token, -word, -phrase, -sentence), e.g. \
+                        "unknown method `{other}`: choose from {}, {}, {}, or {}; an abridge \
+                         method takes a unit suffix too (-token, -word, -phrase, -sentence), e.g. \
                          longllmlingua-phrase",
                         Self::NAMES,
+                        Self::CLOSED_BOOK,
                         Self::RANKED_NAMES,
                         Self::CLASSIFIER_NAMES
                     )))
@@ -176,7 +195,7 @@ impl FromStr for EvalMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
     pub id: String,
-    pub group: Option<String>,
+    pub group: Option<Group>,
     pub method: String,
     /// The requested rate (1 for `none`).
     pub rate: f64,
@@ -191,6 +210,9 @@ pub struct CaseResult {
     pub seconds: f64,
     /// The compressed prompt, to read where a method wins or fails.
     pub prompt: String,
+    /// The answering LM's answer to the prompt (metric 3), if one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
 }
 
 /// The metrics of one output.
@@ -294,7 +316,7 @@ pub fn validate(methods: &[EvalMethod], rates: &[f64]) -> Result<()> {
             EvalMethod::NAMES
         )));
     }
-    let compressing = methods.iter().any(|m| *m != EvalMethod::None);
+    let compressing = methods.iter().any(|m| m.fixed_rate().is_none());
     if compressing && rates.is_empty() {
         return Err(Error::InvalidOption(
             "no rates given: pass e.g. --rates 1/2,1/3".into(),
@@ -306,6 +328,14 @@ pub fn validate(methods: &[EvalMethod], rates: &[f64]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `case` without its contexts.
+fn closed_book(case: &Case) -> Case {
+    Case {
+        contexts: Vec::new(),
+        ..case.clone()
+    }
 }
 
 /// The evaluator's answer likelihoods of one case (see [`crate::evaluator`]).
@@ -323,11 +353,7 @@ impl<'e> Likelihoods<'e> {
             return Ok(None);
         };
         let evaluator = CachingScorer::new(evaluator);
-        let closed_book = Case {
-            contexts: Vec::new(),
-            ..case.clone()
-        };
-        let (closed_prompt, _) = assemble(&closed_book);
+        let (closed_prompt, _) = assemble(&closed_book(case));
         let (prompt, _) = assemble(case);
         let ll = |prompt: &str| {
             answer_log_likelihood(&evaluator, prompt, &answers[0]).map_err(|e| Error::Evaluator {
@@ -383,6 +409,7 @@ pub fn evaluate(
         evaluator,
         embedder,
         classifier,
+        answerer,
         ..
     } = models;
     let mut results = Vec::new();
@@ -393,11 +420,8 @@ pub fn evaluate(
             None => None,
         };
         for method in methods {
-            let method_rates = if *method == EvalMethod::None {
-                &[1.0][..]
-            } else {
-                rates
-            };
+            let fixed = method.fixed_rate().map(|rate| [rate]);
+            let method_rates = fixed.as_ref().map_or(rates, |rate| &rate[..]);
             for &rate in method_rates {
                 let started = Instant::now();
                 let output = match method {
@@ -408,6 +432,18 @@ pub fn evaluate(
                             prompt,
                             context: case.contexts.join("\n\n"),
                             origin_tokens: tokens,
+                            compressed_tokens: tokens,
+                            target_tokens: tokens,
+                            protected_over_budget: false,
+                        }
+                    }
+                    EvalMethod::ClosedBook => {
+                        let (prompt, _) = assemble(&closed_book(case));
+                        let tokens = counter.count(&prompt);
+                        Output {
+                            origin_tokens: counter.count(&assemble(case).0),
+                            prompt,
+                            context: String::new(),
                             compressed_tokens: tokens,
                             target_tokens: tokens,
                             protected_over_budget: false,
@@ -438,6 +474,22 @@ pub fn evaluate(
                 if let Some(likelihoods) = &likelihoods {
                     likelihoods.measure(case, &output.prompt, &mut metrics)?;
                 }
+                let generated = match (answerer, &case.reference) {
+                    (Some(answerer), Reference::Answers(answers)) => {
+                        let generated =
+                            answerer
+                                .answer(&output.prompt)
+                                .map_err(|e| Error::Evaluator {
+                                    case: case.id.clone(),
+                                    message: e.to_string(),
+                                })?;
+                        for (name, value) in generation::score(&generated, answers) {
+                            metrics.insert(name.into(), value);
+                        }
+                        Some(generated)
+                    }
+                    _ => None,
+                };
                 let result = CaseResult {
                     id: case.id.clone(),
                     group: case.group.clone(),
@@ -450,6 +502,7 @@ pub fn evaluate(
                     metrics,
                     seconds,
                     prompt: output.prompt,
+                    generated,
                 };
                 on_result(&result);
                 results.push(result);
@@ -465,7 +518,7 @@ pub struct Row {
     pub method: String,
     pub rate: f64,
     /// None: all cases.
-    pub group: Option<String>,
+    pub group: Option<Group>,
     pub n: usize,
     pub metrics: BTreeMap<String, Estimate>,
     /// The largest `compressed / target − 1` over cases whose verbatim parts fit the target.
@@ -478,7 +531,7 @@ pub struct Row {
 /// Aggregates results per method × rate (and per group, where cases have groups), in the order
 /// first seen, each metric with a 95% bootstrap interval of `resamples` resamples.
 pub fn summarize(results: &[CaseResult], resamples: usize, seed: u64) -> Vec<Row> {
-    let mut keys: Vec<(String, u64, Option<String>)> = Vec::new();
+    let mut keys: Vec<(String, u64, Option<Group>)> = Vec::new();
     let groups = results
         .iter()
         .filter_map(|r| r.group.clone().map(|g| (r, Some(g))));
@@ -499,7 +552,8 @@ pub fn summarize(results: &[CaseResult], resamples: usize, seed: u64) -> Vec<Row
                         && (group.is_none() || r.group == group)
                 })
                 .collect();
-            let mut rng = Rng::new(seed, &format!("{method}@{rate}:{group:?}"));
+            let label = group.as_ref().map(Group::label);
+            let mut rng = Rng::new(seed, &format!("{method}@{rate}:{label:?}"));
             let values = |name: &str| -> Option<Vec<f64>> {
                 members
                     .iter()
