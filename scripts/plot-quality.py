@@ -27,7 +27,8 @@ def load_rows(paths, metric):
     for path in paths:
         report = json.loads(Path(path).read_text())
         for row in report["rows"]:
-            if row.get("group") or metric not in row["metrics"] or row["method"] == "none":
+            fixed_rate = row["method"] in ("none", "closed-book")
+            if row.get("group") or metric not in row["metrics"] or fixed_rate:
                 continue
             m = row["metrics"][metric]
             series.setdefault(row["method"], []).append((row["rate"], m["mean"], m["low"], m["high"]))

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 out="${1:-target/quality}"
 mkdir -p "$out"
 scripts/fetch-models.sh
-scripts/fetch-datasets.py nq gsm8k xsum essays
+scripts/fetch-datasets.py nq squad gsm8k xsum essays sharegpt
 run() {
     local name="$1"
     shift
@@ -19,10 +19,23 @@ run() {
 run nq --suite nq --limit 40
 run gsm8k --suite gsm8k --limit 20
 run xsum --suite xsum --limit 15
-run niah --suite niah --lengths 1000,2000 --limit 1
+run squad --suite squad --limit 40 --methods none,head,tail,random,selective-context,llmlingua,longllmlingua,fast,fast-question
+run sharegpt --suite sharegpt --limit 40 --methods none,head,tail,random,selective-context,llmlingua,longllmlingua,fast,fast-question
+# The NIAH grid, one haystack length per run; LongLLMLingua's several passes over 8,000 tokens
+# did not fit the session's time, so that length runs without it.
+niah_methods=none,head,tail,random,selective-context,fast,fast-question
+for length in 1000 2000 4000; do
+    run "niah-$length" --suite niah --lengths "$length" --limit 1 --rates 1/2,1/5 \
+        --methods "$niah_methods,longllmlingua"
+done
+run niah-8000 --suite niah --lengths 8000 --limit 1 --rates 1/2,1/5 --methods "$niah_methods"
+# LongLLMLingua's unit: word (its default), phrase, token; beside the best methods.
+run nq-units --suite nq --limit 60 --methods none,head,tail,random,selective-context,fast,fast-question,longllmlingua,longllmlingua-phrase,longllmlingua-token
 # abridge-fast against its teacher (issue 7).
 run nq-fast --suite nq --limit 40 --methods none,head,tail,random,selective-context,fast,fast-question
 run nq-fast-evaluator --suite nq --limit 12 --methods none,head,random,selective-context,fast,fast-question --evaluator "$(scripts/fetch-evaluator.py)"
+# Generative accuracy (metric 3): the evaluator answers greedily.
+run nq-generate --suite nq --limit 30 --rates 1/2,1/5 --methods closed-book,none,selective-context,fast,fast-question --generate "$(scripts/fetch-evaluator.py)"
 run nq-evaluator --suite nq --limit 8 --rates 1/2 --evaluator "$(scripts/fetch-evaluator.py)"
 scripts/plot-quality.py "$out/nq.json" -o "$out/nq.svg" --title "NQ test: answer kept vs rate"
 scripts/plot-quality.py "$out/gsm8k.json" -o "$out/gsm8k.svg" --metric numbers_kept --title "GSM8K test: numbers kept vs rate"

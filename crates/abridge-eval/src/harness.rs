@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use abridge_core::{
     compress_with, Budget, CompressRequest, Embedder, Llmlingua2Options, LlmlinguaOptions,
-    LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter, TokenScorer,
+    LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter, TokenScorer, Unit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -15,19 +15,25 @@ use crate::baselines::{assemble, context_text, Baseline, Output};
 use crate::cache::CachingScorer;
 use crate::error::{Error, Result};
 use crate::evaluator::answer_log_likelihood;
+use crate::generation;
 use crate::metrics::{contains_answer, number_retention, rouge1_recall, rouge_l_recall};
 use crate::plan::Models;
 use crate::rng::Rng;
 use crate::stats::{bootstrap, bootstrap_ratio, Estimate};
-use crate::suites::{Case, Reference};
+use crate::suites::{Case, Group, Reference};
 
-/// A method under evaluation: a baseline or an abridge method.
+/// A method under evaluation: a baseline or an abridge method with the unit it keeps or drops.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EvalMethod {
     /// The original prompt (rate 1).
     None,
+    /// No contexts at all (rate 0: the instruction and question alone).
+    ClosedBook,
     Baseline(Baseline),
-    Abridge(Method),
+    Abridge {
+        method: Method,
+        unit: Unit,
+    },
 }
 
 impl EvalMethod {
@@ -40,30 +46,77 @@ impl EvalMethod {
     /// Not in [`Self::all`]: they need the classifier loaded.
     pub const CLASSIFIER_NAMES: &'static str = "fast, fast-question";
 
+    /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
+    /// without them: the floor of the evaluator's metrics).
+    pub const CLOSED_BOOK: &'static str = "closed-book";
+
     /// LongLLMLingua with another coarse ranker: `longllmlingua-<ranker>`, not in [`Self::all`].
     pub const RANKED_NAMES: &'static str = "longllmlingua-llmlingua, longllmlingua-bm25, \
                                             longllmlingua-gzip, longllmlingua-embedding";
 
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Baseline(Baseline::Head) => "head",
-            Self::Baseline(Baseline::Tail) => "tail",
-            Self::Baseline(Baseline::Random) => "random",
-            Self::Abridge(Method::SelectiveContext) => "selective-context",
-            Self::Abridge(Method::Llmlingua(_)) => "llmlingua",
-            Self::Abridge(Method::LongLlmlingua(options)) => match options.rank_method {
+    /// An abridge method with its default unit.
+    fn abridge(method: Method) -> Self {
+        let unit = method.default_unit();
+        Self::Abridge { method, unit }
+    }
+
+    /// The method's name, with `-<unit>` appended where the unit is not the method's default
+    /// (`longllmlingua-phrase`, `longllmlingua-bm25-phrase`, `selective-context-sentence`).
+    pub fn name(&self) -> String {
+        let (method, unit) = match self {
+            Self::None => return "none".into(),
+            Self::ClosedBook => return Self::CLOSED_BOOK.into(),
+            Self::Baseline(Baseline::Head) => return "head".into(),
+            Self::Baseline(Baseline::Tail) => return "tail".into(),
+            Self::Baseline(Baseline::Random) => return "random".into(),
+            Self::Abridge { method, unit } => (method, *unit),
+        };
+        let name = match method {
+            Method::SelectiveContext => "selective-context",
+            Method::Llmlingua(_) => "llmlingua",
+            Method::LongLlmlingua(options) => match options.rank_method {
                 RankMethod::Longllmlingua => "longllmlingua",
                 RankMethod::Llmlingua => "longllmlingua-llmlingua",
                 RankMethod::Bm25 => "longllmlingua-bm25",
                 RankMethod::Gzip => "longllmlingua-gzip",
                 RankMethod::Embedding => "longllmlingua-embedding",
             },
-            Self::Abridge(Method::Llmlingua2(options)) => match options.question_weight == 0.0 {
+            Method::Llmlingua2(options) => match options.question_weight == 0.0 {
                 true => "fast",
                 false => "fast-question",
             },
+        };
+        if unit == method.default_unit() {
+            name.to_string()
+        } else {
+            format!("{name}-{}", unit.name())
         }
+    }
+
+    /// The one rate of a method that takes none: 1 for the original, 0 for the closed book.
+    pub fn fixed_rate(&self) -> Option<f64> {
+        match self {
+            Self::None => Some(1.0),
+            Self::ClosedBook => Some(0.0),
+            _ => None,
+        }
+    }
+
+    /// Reads the sentence embedder (`longllmlingua-embedding`).
+    pub fn needs_embedder(&self) -> bool {
+        matches!(self, Self::Abridge { method: Method::LongLlmlingua(o), .. }
+            if o.rank_method == RankMethod::Embedding)
+    }
+
+    /// Reads the token classifier (`fast`, `fast-question`).
+    pub fn needs_classifier(&self) -> bool {
+        matches!(
+            self,
+            Self::Abridge {
+                method: Method::Llmlingua2(_),
+                ..
+            }
+        )
     }
 
     /// Every baseline and method, in report order.
@@ -73,39 +126,40 @@ impl EvalMethod {
             .map(|name| name.parse().expect("listed names parse"))
             .collect()
     }
-}
 
-impl FromStr for EvalMethod {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.trim() {
+    /// The method without a unit suffix.
+    fn parse_method(s: &str) -> Result<Self> {
+        Ok(match s {
             "none" => Self::None,
+            Self::CLOSED_BOOK => Self::ClosedBook,
             "head" => Self::Baseline(Baseline::Head),
             "tail" => Self::Baseline(Baseline::Tail),
             "random" => Self::Baseline(Baseline::Random),
-            "selective-context" => Self::Abridge(Method::SelectiveContext),
-            "llmlingua" => Self::Abridge(Method::Llmlingua(LlmlinguaOptions::default())),
+            "selective-context" => Self::abridge(Method::SelectiveContext),
+            "llmlingua" => Self::abridge(Method::Llmlingua(LlmlinguaOptions::default())),
             "longllmlingua" => {
-                Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
+                Self::abridge(Method::LongLlmlingua(LongLlmlinguaOptions::default()))
             }
-            "fast" => Self::Abridge(Method::Llmlingua2(Llmlingua2Options {
+            "fast" => Self::abridge(Method::Llmlingua2(Llmlingua2Options {
                 question_weight: 0.0,
                 ..Llmlingua2Options::default()
             })),
-            "fast-question" => Self::Abridge(Method::Llmlingua2(Llmlingua2Options::default())),
+            "fast-question" => Self::abridge(Method::Llmlingua2(Llmlingua2Options::default())),
             other => match other
                 .strip_prefix("longllmlingua-")
                 .and_then(|ranker| ranker.parse::<RankMethod>().ok())
             {
-                Some(rank_method) => Self::Abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
+                Some(rank_method) => Self::abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
                     rank_method,
                     ..LongLlmlinguaOptions::default()
                 })),
                 None => {
                     return Err(Error::InvalidOption(format!(
-                        "unknown method `{other}`: choose from {}, {}, or {}",
+                        "unknown method `{other}`: choose from {}, {}, {}, or {}; an abridge \
+                         method takes a unit suffix too (-token, -word, -phrase, -sentence), e.g. \
+                         longllmlingua-phrase",
                         Self::NAMES,
+                        Self::CLOSED_BOOK,
                         Self::RANKED_NAMES,
                         Self::CLASSIFIER_NAMES
                     )))
@@ -115,11 +169,33 @@ impl FromStr for EvalMethod {
     }
 }
 
+impl FromStr for EvalMethod {
+    type Err = Error;
+
+    /// A method name, optionally followed by `-<unit>` (`longllmlingua-bm25-phrase`).
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let suffixed = Unit::ALL.into_iter().find_map(|unit| {
+            let method = s.strip_suffix(unit.name())?.strip_suffix('-')?;
+            Some((method, unit))
+        });
+        match suffixed {
+            Some((method, unit)) => match Self::parse_method(method)? {
+                Self::Abridge { method, .. } => Ok(Self::Abridge { method, unit }),
+                _ => Err(Error::InvalidOption(format!(
+                    "`{method}` is a baseline: it drops words and takes no unit (`{s}`)"
+                ))),
+            },
+            None => Self::parse_method(s),
+        }
+    }
+}
+
 /// One method at one rate on one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
     pub id: String,
-    pub group: Option<String>,
+    pub group: Option<Group>,
     pub method: String,
     /// The requested rate (1 for `none`).
     pub rate: f64,
@@ -134,6 +210,9 @@ pub struct CaseResult {
     pub seconds: f64,
     /// The compressed prompt, to read where a method wins or fails.
     pub prompt: String,
+    /// The answering LM's answer to the prompt (metric 3), if one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
 }
 
 /// The metrics of one output.
@@ -181,6 +260,7 @@ struct Readers<'a> {
 fn run_abridge(
     case: &Case,
     method: &Method,
+    unit: Unit,
     rate: f64,
     readers: &Readers,
     counter: &dyn TokenCounter,
@@ -190,6 +270,7 @@ fn run_abridge(
     request.question = case.question.clone();
     request.budget = Budget::Rate(rate);
     request.markup = false;
+    request.unit = unit;
     let models = abridge_core::Models {
         scorer: Some(readers.scorer),
         counter,
@@ -235,7 +316,7 @@ pub fn validate(methods: &[EvalMethod], rates: &[f64]) -> Result<()> {
             EvalMethod::NAMES
         )));
     }
-    let compressing = methods.iter().any(|m| *m != EvalMethod::None);
+    let compressing = methods.iter().any(|m| m.fixed_rate().is_none());
     if compressing && rates.is_empty() {
         return Err(Error::InvalidOption(
             "no rates given: pass e.g. --rates 1/2,1/3".into(),
@@ -247,6 +328,14 @@ pub fn validate(methods: &[EvalMethod], rates: &[f64]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `case` without its contexts.
+fn closed_book(case: &Case) -> Case {
+    Case {
+        contexts: Vec::new(),
+        ..case.clone()
+    }
 }
 
 /// The evaluator's answer likelihoods of one case (see [`crate::evaluator`]).
@@ -264,11 +353,7 @@ impl<'e> Likelihoods<'e> {
             return Ok(None);
         };
         let evaluator = CachingScorer::new(evaluator);
-        let closed_book = Case {
-            contexts: Vec::new(),
-            ..case.clone()
-        };
-        let (closed_prompt, _) = assemble(&closed_book);
+        let (closed_prompt, _) = assemble(&closed_book(case));
         let (prompt, _) = assemble(case);
         let ll = |prompt: &str| {
             answer_log_likelihood(&evaluator, prompt, &answers[0]).map_err(|e| Error::Evaluator {
@@ -324,6 +409,7 @@ pub fn evaluate(
         evaluator,
         embedder,
         classifier,
+        answerer,
         ..
     } = models;
     let mut results = Vec::new();
@@ -334,11 +420,8 @@ pub fn evaluate(
             None => None,
         };
         for method in methods {
-            let method_rates = if *method == EvalMethod::None {
-                &[1.0][..]
-            } else {
-                rates
-            };
+            let fixed = method.fixed_rate().map(|rate| [rate]);
+            let method_rates = fixed.as_ref().map_or(rates, |rate| &rate[..]);
             for &rate in method_rates {
                 let started = Instant::now();
                 let output = match method {
@@ -354,10 +437,23 @@ pub fn evaluate(
                             protected_over_budget: false,
                         }
                     }
+                    EvalMethod::ClosedBook => {
+                        let (prompt, _) = assemble(&closed_book(case));
+                        let tokens = counter.count(&prompt);
+                        Output {
+                            origin_tokens: counter.count(&assemble(case).0),
+                            prompt,
+                            context: String::new(),
+                            compressed_tokens: tokens,
+                            target_tokens: tokens,
+                            protected_over_budget: false,
+                        }
+                    }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
-                    EvalMethod::Abridge(m) => run_abridge(
+                    EvalMethod::Abridge { method: m, unit } => run_abridge(
                         case,
                         m,
+                        *unit,
                         rate,
                         &Readers {
                             scorer: &scorer,
@@ -368,7 +464,7 @@ pub fn evaluate(
                     )
                     .map_err(|source| Error::Compress {
                         case: case.id.clone(),
-                        method: method.name().to_string(),
+                        method: method.name(),
                         rate,
                         source,
                     })?,
@@ -378,10 +474,26 @@ pub fn evaluate(
                 if let Some(likelihoods) = &likelihoods {
                     likelihoods.measure(case, &output.prompt, &mut metrics)?;
                 }
+                let generated = match (answerer, &case.reference) {
+                    (Some(answerer), Reference::Answers(answers)) => {
+                        let generated =
+                            answerer
+                                .answer(&output.prompt)
+                                .map_err(|e| Error::Evaluator {
+                                    case: case.id.clone(),
+                                    message: e.to_string(),
+                                })?;
+                        for (name, value) in generation::score(&generated, answers) {
+                            metrics.insert(name.into(), value);
+                        }
+                        Some(generated)
+                    }
+                    _ => None,
+                };
                 let result = CaseResult {
                     id: case.id.clone(),
                     group: case.group.clone(),
-                    method: method.name().to_string(),
+                    method: method.name(),
                     rate,
                     origin_tokens: output.origin_tokens,
                     compressed_tokens: output.compressed_tokens,
@@ -390,6 +502,7 @@ pub fn evaluate(
                     metrics,
                     seconds,
                     prompt: output.prompt,
+                    generated,
                 };
                 on_result(&result);
                 results.push(result);
@@ -405,7 +518,7 @@ pub struct Row {
     pub method: String,
     pub rate: f64,
     /// None: all cases.
-    pub group: Option<String>,
+    pub group: Option<Group>,
     pub n: usize,
     pub metrics: BTreeMap<String, Estimate>,
     /// The largest `compressed / target − 1` over cases whose verbatim parts fit the target.
@@ -418,7 +531,7 @@ pub struct Row {
 /// Aggregates results per method × rate (and per group, where cases have groups), in the order
 /// first seen, each metric with a 95% bootstrap interval of `resamples` resamples.
 pub fn summarize(results: &[CaseResult], resamples: usize, seed: u64) -> Vec<Row> {
-    let mut keys: Vec<(String, u64, Option<String>)> = Vec::new();
+    let mut keys: Vec<(String, u64, Option<Group>)> = Vec::new();
     let groups = results
         .iter()
         .filter_map(|r| r.group.clone().map(|g| (r, Some(g))));
@@ -439,7 +552,8 @@ pub fn summarize(results: &[CaseResult], resamples: usize, seed: u64) -> Vec<Row
                         && (group.is_none() || r.group == group)
                 })
                 .collect();
-            let mut rng = Rng::new(seed, &format!("{method}@{rate}:{group:?}"));
+            let label = group.as_ref().map(Group::label);
+            let mut rng = Rng::new(seed, &format!("{method}@{rate}:{label:?}"));
             let values = |name: &str| -> Option<Vec<f64>> {
                 members
                     .iter()
@@ -496,5 +610,33 @@ mod tests {
         }
         let error = "longllmlingua-magic".parse::<EvalMethod>().unwrap_err();
         assert!(error.to_string().contains("longllmlingua-bm25"), "{error}");
+    }
+
+    #[test]
+    fn a_unit_suffix_sets_the_unit_and_names_it_unless_it_is_the_default() {
+        let method: EvalMethod = "longllmlingua-bm25-phrase".parse().unwrap();
+        let EvalMethod::Abridge { method: m, unit } = &method else {
+            panic!("{method:?}")
+        };
+        assert_eq!(*unit, Unit::Phrase);
+        assert!(matches!(m, Method::LongLlmlingua(o) if o.rank_method == RankMethod::Bm25));
+        assert_eq!(method.name(), "longllmlingua-bm25-phrase");
+        for unit in Unit::ALL {
+            let name = format!("longllmlingua-{}", unit.name());
+            let method: EvalMethod = name.parse().unwrap();
+            let expected = if unit == Unit::Word {
+                "longllmlingua"
+            } else {
+                &name
+            };
+            assert_eq!(method.name(), expected);
+        }
+        // Selective Context's default is the phrase: the suffix then names nothing new.
+        let sc: EvalMethod = "selective-context-phrase".parse().unwrap();
+        assert_eq!(sc.name(), "selective-context");
+        let baseline = "random-phrase".parse::<EvalMethod>().unwrap_err();
+        assert!(baseline.to_string().contains("takes no unit"), "{baseline}");
+        let unknown = "longllmlingua-clause".parse::<EvalMethod>().unwrap_err();
+        assert!(unknown.to_string().contains("-phrase"), "{unknown}");
     }
 }

@@ -5,7 +5,8 @@
 //! - [`suites`]: datasets → prompts (instruction, contexts, question) with their references;
 //! - [`baselines`]: no compression, head and tail truncation, random word drop;
 //! - [`metrics`]: model-free measures of what the compressed context still holds;
-//! - [`evaluator`]: teacher-forced answer likelihood under a second LM;
+//! - [`evaluator`]: teacher-forced answer likelihood under a second LM; [`generation`]: its
+//!   greedy answers, scored against the gold answers;
 //! - [`harness`]: methods × rates over the cases ([`cache`] lets the rates share model reads); [`stats`]: bootstrap intervals;
 //! - [`plan`]: a whole evaluation end to end; [`report`]: its result as JSON and Markdown;
 //! - [`ranking`]: the coarse rankers alone (recall@1 of the gold passage);
@@ -18,6 +19,7 @@ pub mod data;
 pub mod distill;
 pub mod error;
 pub mod evaluator;
+pub mod generation;
 pub mod harness;
 pub mod metrics;
 pub mod plan;
@@ -34,4 +36,4 @@ pub use harness::{evaluate, summarize, CaseResult, EvalMethod, Row};
 pub use plan::{Models, Plan};
 pub use ranking::{evaluate_rankers, RankerRow};
 pub use report::Report;
-pub use suites::{build, Case, Reference, Suite, SuiteOptions};
+pub use suites::{build, Case, Group, Reference, Suite, SuiteOptions};

@@ -6,6 +6,7 @@ use abridge_core::{Embedder, TokenClassifier, TokenCounter, TokenScorer};
 
 use crate::data::{ensure, Fetcher, Split};
 use crate::error::Result;
+use crate::generation::Answerer;
 use crate::harness::{evaluate, summarize, validate, CaseResult, EvalMethod};
 use crate::report::Report;
 use crate::suites::{build, Case, Suite, SuiteOptions};
@@ -14,8 +15,8 @@ use crate::suites::{build, Case, Suite, SuiteOptions};
 pub const RESAMPLES: usize = 1000;
 
 /// The models of a run: the compressors' scorer and, optionally, an evaluator LM, with the names
-/// the report gives them, the sentence embedder of `longllmlingua-embedding` and the token
-/// classifier of `fast` (abridge-fast's).
+/// the report gives them, the sentence embedder of `longllmlingua-embedding`, the token
+/// classifier of `fast` (abridge-fast's) and, optionally, an answering LM (metric 3).
 #[derive(Clone, Copy)]
 pub struct Models<'m> {
     pub scorer: &'m dyn TokenScorer,
@@ -24,6 +25,7 @@ pub struct Models<'m> {
     pub evaluator_name: Option<&'m str>,
     pub embedder: Option<&'m dyn Embedder>,
     pub classifier: Option<&'m dyn TokenClassifier>,
+    pub answerer: Option<&'m dyn Answerer>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +95,7 @@ impl Plan {
             .methods
             .iter()
             .map(|m| {
-                if *m == EvalMethod::None {
+                if m.fixed_rate().is_some() {
                     1
                 } else {
                     self.rates.len()

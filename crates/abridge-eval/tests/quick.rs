@@ -56,6 +56,7 @@ fn run(
         evaluator_name: None,
         embedder: None,
         classifier,
+        answerer: None,
     };
     let report = plan.run(cases, models, counter, &mut |_| {}).unwrap();
     eprintln!("{}", report.markdown());

@@ -12,6 +12,7 @@
 //!   [`abridge_core::TokenClassifier`]; [`windows`] cuts long inputs to the encoder's length.
 //! - [`fast::FastClassifier`] (abridge-fast) is MiniLM's first layers with a small head trained
 //!   on an LM-based compressor's labels, a fast [`abridge_core::TokenClassifier`].
+//! - [`generate`] decodes greedily on the KV-cache path (answers, regeneration checks).
 //! - [`counter`] counts target-LLM tokens (tiktoken); [`fetch`] installs the packaged models.
 
 pub mod bert;
@@ -21,6 +22,7 @@ pub mod encoder_tokenizer;
 pub mod error;
 pub mod fast;
 pub mod fetch;
+pub mod generate;
 pub mod gguf;
 pub mod kernels;
 pub mod llama;

@@ -182,8 +182,14 @@ pub fn score(
         let cache = memory.decoder_cache(lm, Task::Regenerate, lora)?;
         if setting.regenerate {
             let mut greedy_cache = cache.clone();
-            let generated =
-                prefix::greedy_until(lm, &mut greedy_cache, lora, text.len(), &[], &mut |_| {})?;
+            let generated = abridge_models::generate::greedy_until(
+                lm,
+                &mut greedy_cache,
+                lora,
+                text.len(),
+                &[],
+                &mut |_| {},
+            )?;
             let right = generated.iter().zip(text).filter(|(a, b)| a == b).count();
             accuracy.push(right as f64 / text.len() as f64);
             exact.push(f64::from(u8::from(generated == text)));

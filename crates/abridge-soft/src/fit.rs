@@ -368,11 +368,12 @@ fn teacher_answer(
     let mut cache = lm.model.new_cache();
     lm.model.forward(&mut cache, hard)?;
     let mut distributions = Vec::new();
-    let answer = prefix::greedy(lm, &mut cache, None, max_tokens, &mut |logits| {
-        let start = distributions.len();
-        distributions.extend_from_slice(logits);
-        log_softmax(&mut distributions[start..]);
-    })?;
+    let answer =
+        abridge_models::generate::greedy(lm, &mut cache, None, max_tokens, &mut |logits| {
+            let start = distributions.len();
+            distributions.extend_from_slice(logits);
+            log_softmax(&mut distributions[start..]);
+        })?;
     Ok((answer, distributions))
 }
 

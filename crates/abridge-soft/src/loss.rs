@@ -1,5 +1,6 @@
 //! Losses on the LM head's output and their gradients with respect to the final hidden states.
 
+pub use abridge_models::generate::argmax;
 use abridge_models::llama::CausalLm;
 use rayon::prelude::*;
 
@@ -103,21 +104,6 @@ pub fn head_loss(
         positions: n,
         d_hidden,
     }
-}
-
-/// Index and value of the largest entry (the first of ties).
-pub fn argmax(values: &[f32]) -> (usize, f32) {
-    values
-        .iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
 }
 
 /// `ln Σ exp(logits)`.

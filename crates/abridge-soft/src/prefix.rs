@@ -8,16 +8,13 @@
 //! reached exact regeneration in 72 steps after the document-start token, and got worse than
 //! its start (7.0 nats/token after 100 steps) at position 0.
 
+use abridge_models::generate::greedy;
 use abridge_models::llama::KvCache;
 use abridge_models::lora::QvLora;
 use abridge_models::LanguageModel;
 
 use crate::error::{Error, Result};
-use crate::loss::argmax;
 use crate::soft_prompt::SoftPrompt;
-
-/// Special tokens that end a generation, when the vocabulary has them.
-const STOP_TOKENS: [&str; 2] = ["<|endoftext|>", "<|im_end|>"];
 
 /// What the model reads before a prefix of input vectors. The two kinds of vectors were
 /// optimised in different places, so each must be read where it was made.
@@ -61,17 +58,6 @@ pub fn prefixed_cache(lm: &LanguageModel, soft: &SoftPrompt, ids: &[u32]) -> Res
     Ok(cache)
 }
 
-/// The ids of [`STOP_TOKENS`] in this model's vocabulary.
-fn stop_ids(lm: &LanguageModel) -> Vec<u32> {
-    STOP_TOKENS
-        .iter()
-        .filter_map(|s| match lm.tokenizer.encode(s).ok()?.as_slice() {
-            [one] => Some(one.id),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Greedy continuation of `[soft prompt; prompt ids]`: at most `max_tokens` tokens, ending early
 /// at an end-of-text token (not included).
 pub fn generate(
@@ -81,44 +67,7 @@ pub fn generate(
     max_tokens: usize,
 ) -> Result<Vec<u32>> {
     let mut cache = prefixed_cache(lm, soft, prompt)?;
-    greedy(lm, &mut cache, None, max_tokens, &mut |_| {})
-}
-
-/// Greedy continuation of what `cache` holds, read by the model with the adapters `lora` (none
-/// for the plain model); `on_token` sees the logits each kept token was chosen from. Stops at an
-/// end-of-text token (not included), after `max_tokens`, or at the end of the context.
-pub fn greedy(
-    lm: &LanguageModel,
-    cache: &mut KvCache,
-    lora: Option<&[QvLora]>,
-    max_tokens: usize,
-    on_token: &mut dyn FnMut(&[f32]),
-) -> Result<Vec<u32>> {
-    greedy_until(lm, cache, lora, max_tokens, &stop_ids(lm), on_token)
-}
-
-/// [`greedy`] that ends early only at the tokens `stops` (none: exactly `max_tokens` tokens
-/// while the context lasts, as a regeneration of a known length).
-pub fn greedy_until(
-    lm: &LanguageModel,
-    cache: &mut KvCache,
-    lora: Option<&[QvLora]>,
-    max_tokens: usize,
-    stops: &[u32],
-    on_token: &mut dyn FnMut(&[f32]),
-) -> Result<Vec<u32>> {
-    let mut generated = Vec::new();
-    while generated.len() < max_tokens && cache.len() < lm.model.config.context {
-        let logits = lm.model.next_token_logits(cache, cache.len() - 1);
-        let next = argmax(&logits).0 as u32;
-        if stops.contains(&next) {
-            break;
-        }
-        on_token(&logits);
-        generated.push(next);
-        lm.model.forward_with_lora(cache, &[next], lora)?;
-    }
-    Ok(generated)
+    Ok(greedy(lm, &mut cache, None, max_tokens, &mut |_| {})?)
 }
 
 /// `ln p(ids[i] | soft prompt, ids[..i])` for every token of `ids`.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use abridge_core::RankMethod;
 use abridge_eval::data::{datasets_dir, Fetcher, Split};
+use abridge_eval::generation::{Answerer, ChatAnswerer, MAX_ANSWER_TOKENS};
 use abridge_eval::ranking::{self, RankerRow};
 use abridge_eval::{Case, EvalMethod, Models, Plan, Suite};
 use abridge_models::{
@@ -21,7 +22,9 @@ pub struct Args {
     /// Comma-separated: none, head, tail, random, selective-context, llmlingua, longllmlingua
     /// [default: all]; also LongLLMLingua with another coarse ranker: longllmlingua-bm25,
     /// longllmlingua-embedding, longllmlingua-gzip, longllmlingua-llmlingua; and abridge-fast
-    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware).
+    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware). An
+    /// abridge method takes another unit as a suffix: -token, -word, -phrase or -sentence (e.g.
+    /// longllmlingua-phrase, longllmlingua-bm25-phrase; defaults: word, Selective Context phrase).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
     methods: Vec<EvalMethod>,
 
@@ -47,6 +50,15 @@ pub struct Args {
     )]
     lengths: Vec<usize>,
 
+    /// NIAH needle depths in percent of the haystack, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,25,50,75,100",
+        conflicts_with = "quick"
+    )]
+    depths: Vec<u32>,
+
     /// Seed of the samples, distractors, needles and random baseline.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -65,10 +77,17 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     evaluator: Option<PathBuf>,
 
+    /// An answering LM (a llama/qwen2 chat GGUF, e.g. the evaluator above): adds generative
+    /// accuracy on suites with gold answers: it answers each prompt greedily (ChatML turn, at most
+    /// 24 tokens) and the answer is matched against the gold answers. Slower still. Add
+    /// `closed-book` to --methods for the no-context floor.
+    #[arg(long, value_name = "PATH")]
+    generate: Option<PathBuf>,
+
     /// Evaluate the coarse rankers instead of the compressors: recall@1 and MRR of the gold
     /// passage (nq, squad). Comma-separated: longllmlingua, llmlingua, bm25, gzip, embedding, or
     /// `all`. The embedding ranker runs all-MiniLM-L6-v2 (installed by `abridge models fetch`).
-    #[arg(long, value_delimiter = ',', value_parser = parse_ranker, conflicts_with_all = ["quick", "methods", "rates", "evaluator"])]
+    #[arg(long, value_delimiter = ',', value_parser = parse_ranker, conflicts_with_all = ["quick", "methods", "rates", "evaluator", "generate"])]
     rankers: Vec<Vec<RankMethod>>,
 
     /// Download missing datasets (runs scripts/fetch-datasets.py; bigbench is a 358 MB download).
@@ -141,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             plan.rates = args.rates.clone();
         }
         plan.options.niah_lengths = args.lengths.clone();
+        plan.options.niah_depths = args.depths.clone();
         plan
     };
     plan.options.seed = args.seed;
@@ -158,17 +178,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.rankers.is_empty() {
         return run_rankers(&args, &cases, &lm, plan.options.seed);
     }
-    let evaluator = match &args.evaluator {
-        Some(path) => Some(
-            LanguageModel::load(path, LoadOptions::default()).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot load the evaluator {}: {e} (scripts/fetch-evaluator.py installs one)",
-                    path.display()
-                )
-            })?,
-        ),
-        None => None,
+    let load_evaluator = |path: &PathBuf| {
+        LanguageModel::load(path, LoadOptions::default()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load the evaluator {}: {e} (scripts/fetch-evaluator.py installs one)",
+                path.display()
+            )
+        })
     };
+    let evaluator = args.evaluator.as_ref().map(load_evaluator).transpose()?;
+    let answering = args.generate.as_ref().map(load_evaluator).transpose()?;
+    let answerer = answering.as_ref().map(|lm| ChatAnswerer {
+        lm,
+        max_tokens: MAX_ANSWER_TOKENS,
+    });
     let name = |lm: &LanguageModel| {
         lm.path.file_name().map_or_else(
             || lm.path.display().to_string(),
@@ -176,16 +199,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     let scorer_name = name(&lm);
-    let embedder = if plan
-        .methods
-        .iter()
-        .any(|m| m.name() == "longllmlingua-embedding")
-    {
+    let embedder = if plan.methods.iter().any(EvalMethod::needs_embedder) {
         Some(load_embedder()?)
     } else {
         None
     };
-    let classifier = if plan.methods.iter().any(|m| m.name().starts_with("fast")) {
+    let classifier = if plan.methods.iter().any(EvalMethod::needs_classifier) {
         Some(
             FastClassifier::load_default()
                 .map_err(|e| anyhow::anyhow!("abridge-fast reads all-MiniLM-L6-v2: {e}"))?,
@@ -205,6 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         classifier: classifier
             .as_ref()
             .map(|c| c as &dyn abridge_core::TokenClassifier),
+        answerer: answerer.as_ref().map(|a| a as &dyn Answerer),
     };
 
     let bar = indicatif::ProgressBar::new(plan.runs(cases.len()) as u64);
@@ -222,11 +242,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = plan.run(&cases, models, &counter, &mut |_| bar.inc(1))?;
     bar.finish_and_clear();
 
-    let evaluated = report
+    let mut evaluated = report
         .evaluator
         .as_ref()
         .map(|e| format!(", evaluator {e}"))
         .unwrap_or_default();
+    if let Some(answering) = &answering {
+        evaluated.push_str(&format!(", answers by {}", name(answering)));
+    }
     println!(
         "suite {}, {} split, {} cases, scorer {}{evaluated}, rates in {} tokens, 95% bootstrap intervals",
         report.suite.name(),

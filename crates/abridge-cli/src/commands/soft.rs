@@ -522,7 +522,8 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let (file, lm) = PromptFile::load(&args.file, &args.model)?;
     let prompt: Vec<u32> = lm.encode(&args.prompt)?.iter().map(|t| t.id).collect();
     let (mut cache, lora) = file.cache(&lm, args.file.regenerate, &prompt)?;
-    let generated = prefix::greedy(&lm, &mut cache, lora, args.max_tokens, &mut |_| {})?;
+    let generated =
+        abridge_models::generate::greedy(&lm, &mut cache, lora, args.max_tokens, &mut |_| {})?;
     println!("{}", lm.tokenizer.decode(&generated));
     Ok(())
 }

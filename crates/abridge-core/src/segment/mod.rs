@@ -37,6 +37,20 @@ pub enum Unit {
     Sentence,
 }
 
+impl Unit {
+    pub const ALL: [Unit; 4] = [Self::Token, Self::Word, Self::Phrase, Self::Sentence];
+
+    /// The name [`FromStr`](std::str::FromStr) reads back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Word => "word",
+            Self::Phrase => "phrase",
+            Self::Sentence => "sentence",
+        }
+    }
+}
+
 impl std::str::FromStr for Unit {
     type Err = crate::Error;
 

@@ -24,12 +24,26 @@ use crate::rng::{fnv1a, mix};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub id: String,
-    /// A label to break results down by (NIAH: length and depth), if any.
-    pub group: Option<String>,
+    /// A cell to break results down by (NIAH: length × depth), if any.
+    pub group: Option<Group>,
     pub instruction: String,
     pub contexts: Vec<String>,
     pub question: String,
     pub reference: Reference,
+}
+
+/// A cell of a two-way breakdown (NIAH: the haystack length is the row, the needle's depth the
+/// column), so a report can print results as a grid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub row: String,
+    pub column: String,
+}
+
+impl Group {
+    pub fn label(&self) -> String {
+        format!("{}, {}", self.row, self.column)
+    }
 }
 
 /// What a case's metric compares the compressed context with.
@@ -121,6 +135,8 @@ pub struct SuiteOptions {
     pub seed: u64,
     /// NIAH haystack lengths, in cl100k tokens.
     pub niah_lengths: Vec<usize>,
+    /// NIAH needle depths, in percent of the haystack.
+    pub niah_depths: Vec<u32>,
 }
 
 impl Default for SuiteOptions {
@@ -130,6 +146,7 @@ impl Default for SuiteOptions {
             limit: None,
             seed: 0,
             niah_lengths: vec![1000, 2000, 4000, 8000],
+            niah_depths: niah::DEPTHS.to_vec(),
         }
     }
 }

@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use super::{Case, Reference, SuiteOptions};
+use super::{Case, Group, Reference, SuiteOptions};
 use crate::data::{read_jsonl, Essay, Split};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
+/// The default needle depths, in percent.
 pub const DEPTHS: [u32; 5] = [0, 25, 50, 75, 100];
 
 /// Cases per length × depth cell when no limit is given.
@@ -49,6 +50,11 @@ pub fn cases(
             "haystack length {bad} is too short: give lengths of at least 100 tokens, e.g. 1000,2000"
         )));
     }
+    if let Some(&bad) = options.niah_depths.iter().find(|&&d| d > 100) {
+        return Err(Error::InvalidOption(format!(
+            "needle depth {bad}% is past the end: give depths in 0..=100, e.g. 0,50,100"
+        )));
+    }
     let per_cell = match options.limit {
         Some(0) => return Err(Error::InvalidOption("--limit must be at least 1".into())),
         Some(n) => n,
@@ -56,7 +62,7 @@ pub fn cases(
     };
     let mut cases = Vec::new();
     for &length in &options.niah_lengths {
-        for depth in DEPTHS {
+        for &depth in &options.niah_depths {
             let mut found = 0;
             for variant in 0.. {
                 if found == per_cell {
@@ -140,7 +146,10 @@ fn case(
         .join(" ");
     Case {
         id,
-        group: Some(format!("{length} tokens, depth {depth}%")),
+        group: Some(Group {
+            row: format!("{length} tokens"),
+            column: format!("depth {depth}%"),
+        }),
         instruction: INSTRUCTION.to_string(),
         contexts: vec![context],
         question: format!(
@@ -214,6 +223,24 @@ mod tests {
         let cases = cases(&path, &options, &words).unwrap();
         assert_eq!(cases.len(), 2 * DEPTHS.len() * 2);
         assert!(cases.iter().all(|c| Split::of(&c.id) == Split::Test));
+        let two_depths = SuiteOptions {
+            niah_depths: vec![0, 100],
+            ..options.clone()
+        };
+        let grid = super::cases(&path, &two_depths, &words).unwrap();
+        assert_eq!(grid.len(), 2 * 2 * 2);
+        assert_eq!(
+            grid.last().unwrap().group.as_ref().unwrap().label(),
+            "400 tokens, depth 100%"
+        );
+        let deep = SuiteOptions {
+            niah_depths: vec![101],
+            ..options.clone()
+        };
+        assert!(super::cases(&path, &deep, &words)
+            .unwrap_err()
+            .to_string()
+            .contains("past the end"));
         let short = SuiteOptions {
             niah_lengths: vec![50],
             ..options
