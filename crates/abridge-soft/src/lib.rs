@@ -12,14 +12,28 @@
 //! - [`soft_prompt`]: the fitted vectors and their `.safetensors` file, tied to one model by its
 //!   sha256;
 //! - [`prefix`]: generation and scoring with a soft prompt on the runtime's KV-cache path.
+//!
+//! Trained compressors (ICAE, 500x, GIST) reuse the differentiable pass with a LoRA on q and v
+//! and a KV prefix:
+//!
+//! - [`objective`]: encoder → memory → decoder, the regeneration + continuation loss and its
+//!   gradient with respect to every trainable weight of an [`Adapter`];
+//! - [`train`]: AdamW ([`optim`]) with warm-up, cosine decay and clipping, checkpoints that
+//!   resume bit for bit;
+//! - [`held_out`]: regeneration and continuation measures on held-out windows.
 
 pub mod adapter;
 pub mod differentiable;
 pub mod error;
 pub mod fit;
+pub mod held_out;
 pub mod loss;
+pub mod objective;
+pub mod optim;
 pub mod prefix;
+mod rng;
 pub mod soft_prompt;
+pub mod train;
 
 pub use adapter::{Adapter, Method};
 pub use error::{Error, Result};
