@@ -22,6 +22,9 @@ pub enum Command {
     /// How closely a soft prompt stands for its prompt: NLL and top-1 agreement on the prompt
     /// text (cram), or KL and top-1 agreement with the hard prompt on queries (distill).
     Eval(EvalArgs),
+    /// Train a compressor adapter (ICAE, 500x, GIST) on CPU from dev-split texts, then evaluate
+    /// it on held-out texts.
+    Train(Box<super::soft_train::TrainArgs>),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -162,6 +165,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => run_generate(args),
         Command::Score(args) => run_score(args),
         Command::Eval(args) => run_eval(args),
+        Command::Train(args) => super::soft_train::run(*args),
     }
 }
 
