@@ -26,6 +26,9 @@ pub struct HeldOut {
     pub regeneration_nll: f64,
     /// Continuation perplexity given the memory (and `[LM]`).
     pub continuation_ppl_memory: f64,
+    /// ... given the memory of another window (the next one): what the adapter gains without
+    /// the text's content (a learned prefix, the domain).
+    pub continuation_ppl_other_memory: f64,
     /// ... given only the document-start token.
     pub continuation_ppl_none: f64,
     /// ... given the text's last k tokens.
@@ -46,6 +49,7 @@ pub fn evaluate(
 ) -> Result<HeldOut> {
     let compressor = Compressor { diff, adapter };
     let (mut right, mut exact, mut regeneration, mut memory) = (0usize, 0usize, 0f64, 0f64);
+    let mut other_memory = 0f64;
     let mut plain = [0f64; 3];
     let (mut text_tokens, mut continuation_tokens) = (0, 0);
     for (i, window) in windows.iter().enumerate() {
@@ -57,6 +61,9 @@ pub fn evaluate(
         let loss = compressor.loss(*window, 1.0, None)?;
         regeneration += loss.regeneration * text.len() as f64;
         memory += loss.continuation * cont.len() as f64;
+        let other = windows[(i + 1) % windows.len()].text;
+        let (_, other) = compressor.encode(other)?;
+        other_memory += compressor.memory_nll(&other, false, cont)? * cont.len() as f64;
         let k = adapter.k.min(text.len());
         let contexts = [&[document_start][..], &text[text.len() - k..], text];
         for (sum, context) in plain.iter_mut().zip(contexts) {
@@ -77,6 +84,7 @@ pub fn evaluate(
         regeneration_exact_match: exact as f64 / n as f64,
         regeneration_nll: regeneration / text_tokens.max(1) as f64,
         continuation_ppl_memory: ppl(memory),
+        continuation_ppl_other_memory: ppl(other_memory),
         continuation_ppl_none: ppl(plain[0]),
         continuation_ppl_last_k: ppl(plain[1]),
         continuation_ppl_full: ppl(plain[2]),

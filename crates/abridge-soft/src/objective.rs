@@ -198,6 +198,17 @@ impl Compressor<'_, '_> {
         Ok(result)
     }
 
+    /// Mean cross-entropy of `targets` read after `memory` and `[AE]` (`regenerate`) or `[LM]`.
+    pub fn memory_nll(&self, memory: &Memory, regenerate: bool, targets: &[u32]) -> Result<f64> {
+        let w = &self.adapter.weights;
+        let indicator = if regenerate { &w.ae_token } else { &w.lm_token };
+        let n = targets.len();
+        let trace = self.decode(memory, indicator, &targets[..n - 1])?;
+        let from = Self::decoded_from(memory, self.diff.model.config.hidden);
+        let targets = Targets::Tokens(targets.to_vec());
+        Ok(head_loss(self.diff.model, &trace.hidden, from, &targets, 1.0).sum / n as f64)
+    }
+
     /// Greedy regeneration of `len` tokens from the memory of `text` (no KV cache: each step
     /// reruns the decoder, cheap at the short lengths trained here).
     pub fn regenerate(&self, text: &[u32], len: usize) -> Result<Vec<u32>> {

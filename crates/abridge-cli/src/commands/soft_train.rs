@@ -271,11 +271,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!("{json}");
-    eprintln!(
-        "wrote {} (and its optimiser state {})",
-        args.out.display(),
-        state_path(&args.out).display()
-    );
+    if steps_run > 0 {
+        eprintln!(
+            "wrote {} (and its optimiser state {})",
+            args.out.display(),
+            state_path(&args.out).display()
+        );
+    }
     Ok(())
 }
 
