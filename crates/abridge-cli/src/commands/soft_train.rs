@@ -1,6 +1,7 @@
 //! `abridge soft train`: train a compressor adapter (ICAE, 500x, GIST) on CPU from dev-split
 //! texts, checkpointing as it goes, then evaluate it on held-out test-split texts.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -223,7 +224,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let steps_run = trainer.step - first_step;
 
     let held_out = if args.eval_windows > 0 {
-        let test_texts = split_corpus(&dir, Split::Test, args.eval_windows, args.seed)?;
+        // NQ and SQuAD repeat a passage under several ids, so one can be in both splits: such
+        // passages are not held out.
+        let seen: HashSet<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
+        let mut test_texts = split_corpus(&dir, Split::Test, args.eval_windows, args.seed)?;
+        let all = test_texts.len();
+        test_texts.retain(|(_, text)| !seen.contains(text.as_str()));
+        tracing::info!(
+            dropped = all - test_texts.len(),
+            "test-split texts also in the training texts"
+        );
         let mut test_owned = windows(&lm, &test_texts, &args, 1)?;
         test_owned.truncate(args.eval_windows);
         let test = as_windows(&test_owned);
