@@ -24,6 +24,9 @@ pub struct HeldOut {
     pub regeneration_exact_match: f64,
     /// Teacher-forced regeneration cross-entropy (nats per token).
     pub regeneration_nll: f64,
+    /// ... from the memory of another window (the next one): the text predicted from itself
+    /// and the adapter, without its content.
+    pub regeneration_nll_other_memory: f64,
     /// Continuation perplexity given the memory (and `[LM]`).
     pub continuation_ppl_memory: f64,
     /// ... given the memory of another window (the next one): what the adapter gains without
@@ -49,7 +52,7 @@ pub fn evaluate(
 ) -> Result<HeldOut> {
     let compressor = Compressor { diff, adapter };
     let (mut right, mut exact, mut regeneration, mut memory) = (0usize, 0usize, 0f64, 0f64);
-    let mut other_memory = 0f64;
+    let (mut other_regeneration, mut other_memory) = (0f64, 0f64);
     let mut plain = [0f64; 3];
     let (mut text_tokens, mut continuation_tokens) = (0, 0);
     for (i, window) in windows.iter().enumerate() {
@@ -63,6 +66,7 @@ pub fn evaluate(
         memory += loss.continuation * cont.len() as f64;
         let other = windows[(i + 1) % windows.len()].text;
         let (_, other) = compressor.encode(other)?;
+        other_regeneration += compressor.memory_nll(&other, true, text)? * text.len() as f64;
         other_memory += compressor.memory_nll(&other, false, cont)? * cont.len() as f64;
         let k = adapter.k.min(text.len());
         let contexts = [&[document_start][..], &text[text.len() - k..], text];
@@ -83,6 +87,7 @@ pub fn evaluate(
         regeneration_token_accuracy: right as f64 / text_tokens.max(1) as f64,
         regeneration_exact_match: exact as f64 / n as f64,
         regeneration_nll: regeneration / text_tokens.max(1) as f64,
+        regeneration_nll_other_memory: other_regeneration / text_tokens.max(1) as f64,
         continuation_ppl_memory: ppl(memory),
         continuation_ppl_other_memory: ppl(other_memory),
         continuation_ppl_none: ppl(plain[0]),

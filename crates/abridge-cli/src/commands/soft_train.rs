@@ -127,7 +127,8 @@ struct Report {
     tokens_seen: usize,
     /// Of this invocation's training steps.
     train_seconds: f64,
-    seconds_per_step: f64,
+    /// `None` when this invocation only evaluated.
+    seconds_per_step: Option<f64>,
     threads: usize,
     /// `[step, regeneration, continuation]`, every `log_every` steps.
     curve: Vec<[f64; 3]>,
@@ -266,7 +267,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         batch: args.batch,
         tokens_seen: trainer.step * args.batch * (args.length + args.continuation),
         train_seconds,
-        seconds_per_step: train_seconds / steps_run.max(1) as f64,
+        seconds_per_step: (steps_run > 0).then(|| train_seconds / steps_run as f64),
         threads: rayon::current_num_threads(),
         curve: trainer
             .curve
