@@ -274,3 +274,19 @@ fn trained_adapters_regenerate_their_training_texts_from_their_memory() {
         );
     }
 }
+
+#[test]
+fn the_shipped_cpu_trained_adapter_loads_for_the_default_model() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/soft/gist-k4-cpu.safetensors");
+    let model = abridge_models::fetch::default_model_path();
+    let gguf = abridge_models::gguf::GgufFile::open(&model).unwrap();
+    let config = abridge_models::llama::Config::from_gguf(&gguf).unwrap();
+    let adapter = Adapter::load(&path, &config).unwrap();
+    assert_eq!(adapter.method, Method::Gist);
+    assert_eq!((adapter.k, adapter.rank, adapter.lora_scale), (4, 8, 2.0));
+    assert_eq!(adapter.record["steps"], "1100");
+    adapter
+        .check_model(&path, &abridge_soft::ModelId::of_file(&model).unwrap())
+        .unwrap();
+}
