@@ -45,6 +45,16 @@ pub fn corpus(
     per_dataset: usize,
     seed: u64,
 ) -> Result<Vec<(String, String)>> {
+    split_corpus(dir, Split::Dev, per_dataset, seed)
+}
+
+/// [`corpus`] from either split (test: held-out texts for evaluating what was trained on dev).
+pub fn split_corpus(
+    dir: &std::path::Path,
+    split: Split,
+    per_dataset: usize,
+    seed: u64,
+) -> Result<Vec<(String, String)>> {
     let qa = |dataset: Dataset| -> Result<Vec<(String, String)>> {
         Ok(read_jsonl::<QaRecord>(&dataset.path(dir))?
             .into_iter()
@@ -82,7 +92,7 @@ pub fn corpus(
         ),
     ];
     for (name, texts) in &mut sources {
-        texts.retain(|(id, text)| Split::of(id) == Split::Dev && !text.trim().is_empty());
+        texts.retain(|(id, text)| Split::of(id) == split && !text.trim().is_empty());
         texts.sort();
         Rng::new(seed, name).shuffle(texts);
         texts.truncate(per_dataset);

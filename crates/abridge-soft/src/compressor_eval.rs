@@ -13,6 +13,7 @@
 //!   position by position with the text; and the teacher-forced NLL of the text there.
 
 use abridge_models::LanguageModel;
+use serde::Serialize;
 
 use crate::compressed::{CompressedPrompt, Task};
 use crate::compressor::Compressor;
@@ -93,7 +94,7 @@ fn perplexity(nlls: &[f64]) -> f64 {
 }
 
 /// Continuation perplexities of the plain model.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Baselines {
     /// After the document-start token only.
     pub none: f64,
@@ -129,7 +130,7 @@ pub fn baselines(
 }
 
 /// How well one compressor's memory stands for the text.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct CompressorScores {
     /// Continuation perplexity after the text's own memory (+ `[LM]`).
     pub memory: f64,

@@ -10,12 +10,15 @@
 //!   when the loss has not improved by 1% for `patience` steps.
 
 use abridge_models::kernels;
+use abridge_models::matrix::Matrix;
 use abridge_models::LanguageModel;
 
 use crate::differentiable::Differentiable;
 use crate::error::{Error, Result};
 use crate::loss::{head_loss, log_softmax, Targets};
+use crate::optim::Adam;
 use crate::prefix;
+use crate::rng::SplitMix64;
 use crate::soft_prompt::{FitRecord, ModelId, SoftPrompt};
 
 /// What the soft prompt is fitted to do.
@@ -396,80 +399,27 @@ fn initial_vectors(diff: &Differentiable, ids: &[u32], options: &FitOptions) -> 
             }
         }
         Init::Random => {
-            let (mut sum, mut squares) = (0f64, 0f64);
-            for r in 0..embedding.rows {
-                embedding.row(r, &mut row);
-                sum += row.iter().map(|&v| f64::from(v)).sum::<f64>();
-                squares += row
-                    .iter()
-                    .map(|&v| f64::from(v) * f64::from(v))
-                    .sum::<f64>();
-            }
-            let n = (embedding.rows * d) as f64;
-            let std = (squares / n - (sum / n).powi(2)).max(0.0).sqrt() as f32;
-            let mut rng = SplitMix64(options.seed);
+            let std = embedding_std(embedding);
+            let mut rng = SplitMix64::new(options.seed);
             vectors.iter_mut().for_each(|v| *v = rng.normal() * std);
         }
     }
     vectors
 }
 
-/// Adam (Kingma & Ba) with the usual β1 = 0.9, β2 = 0.999, ε = 1e-8.
-struct Adam {
-    lr: f32,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    t: i32,
-}
-
-impl Adam {
-    fn new(len: usize, lr: f32) -> Self {
-        Self {
-            lr,
-            m: vec![0.0; len],
-            v: vec![0.0; len],
-            t: 0,
-        }
+/// The standard deviation of all token-embedding entries: the scale at which new input vectors
+/// start.
+pub(crate) fn embedding_std(embedding: &Matrix) -> f32 {
+    let mut row = vec![0f32; embedding.cols];
+    let (mut sum, mut squares) = (0f64, 0f64);
+    for r in 0..embedding.rows {
+        embedding.row(r, &mut row);
+        sum += row.iter().map(|&v| f64::from(v)).sum::<f64>();
+        squares += row
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>();
     }
-
-    fn step(&mut self, params: &mut [f32], gradient: &[f32]) {
-        const B1: f32 = 0.9;
-        const B2: f32 = 0.999;
-        self.t += 1;
-        let (c1, c2) = (1.0 - B1.powi(self.t), 1.0 - B2.powi(self.t));
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(gradient)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
-            *m = B1 * *m + (1.0 - B1) * g;
-            *v = B2 * *v + (1.0 - B2) * g * g;
-            *p -= self.lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
-        }
-    }
-}
-
-/// A small seeded generator (SplitMix64) with Box–Muller normals: results depend on the seed
-/// only, not on a crate's version.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f32 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
+    let n = (embedding.rows * embedding.cols) as f64;
+    (squares / n - (sum / n).powi(2)).max(0.0).sqrt() as f32
 }

@@ -15,6 +15,13 @@
 //! - [`adapter`], [`compressor`], [`compressed`]: trained compressors (ICAE, 500xCompressor,
 //!   GIST): the adapter file, compressing a text to k memory positions with it, and the
 //!   compressed prompt's file; [`compressor_eval`] measures them on held-out text.
+//!
+//! Training them reuses the differentiable pass with a LoRA on q and v and a KV prefix:
+//!
+//! - [`objective`]: encoder → memory → decoder, the regeneration + continuation loss and its
+//!   gradient with respect to every trainable weight of an [`Adapter`];
+//! - [`train`]: AdamW ([`optim`]) with warm-up, cosine decay and clipping, checkpoints that
+//!   resume bit for bit.
 
 pub mod adapter;
 pub mod compressed;
@@ -24,8 +31,12 @@ pub mod differentiable;
 pub mod error;
 pub mod fit;
 pub mod loss;
+pub mod objective;
+pub mod optim;
 pub mod prefix;
+mod rng;
 pub mod soft_prompt;
+pub mod train;
 
 pub use adapter::{Adapter, Method};
 pub use compressed::{CompressedPrompt, Memory, Task};

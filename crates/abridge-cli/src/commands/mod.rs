@@ -7,6 +7,7 @@ pub mod recover;
 pub mod score;
 pub mod serve;
 pub mod soft;
+pub mod soft_train;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {

@@ -39,6 +39,9 @@ pub enum Command {
     /// context, the memory, another text's memory, the last k tokens and the full text; greedy
     /// regeneration.
     EvalCompressor(EvalCompressorArgs),
+    /// Train a compressor adapter (ICAE, 500x, GIST) on CPU from dev-split texts, then evaluate
+    /// it on held-out texts.
+    Train(Box<super::soft_train::TrainArgs>),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -110,16 +113,22 @@ pub struct FitArgs {
     model: ModelArgs,
 }
 
+/// A trained compressor's method on the command line (`compress`, `train`).
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum MethodArg {
+pub(super) enum MethodArg {
+    /// Memory slots (the encoder's final hidden states) read as input embeddings by the frozen
+    /// model.
     Icae,
+    /// The encoder's per-layer keys and values at the memory positions as the frozen model's KV
+    /// prefix.
     #[value(name = "500x")]
     KvPrefix,
+    /// The 500x data flow with the adapted model as the decoder.
     Gist,
 }
 
 impl MethodArg {
-    fn method(self) -> Method {
+    pub(super) fn method(self) -> Method {
         match self {
             Self::Icae => Method::Icae,
             Self::KvPrefix => Method::KvPrefix,
@@ -281,6 +290,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => run_generate(args),
         Command::Score(args) => run_score(args),
         Command::Eval(args) => run_eval(args),
+        Command::Train(args) => super::soft_train::run(*args),
     }
 }
 
