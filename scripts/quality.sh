@@ -20,7 +20,7 @@ run nq --suite nq --limit 40
 run gsm8k --suite gsm8k --limit 20
 run xsum --suite xsum --limit 15
 run squad --suite squad --limit 40 --methods none,head,tail,random,selective-context,llmlingua,longllmlingua,fast,fast-question
-run sharegpt --suite sharegpt --limit 40 --methods none,head,tail,random,selective-context,llmlingua,longllmlingua,fast,fast-question
+run sharegpt --suite sharegpt --limit 40 --methods none,head,tail,random,selective-context,fast,fast-question
 # The NIAH grid, one haystack length per run; LongLLMLingua's several passes over 8,000 tokens
 # did not fit the session's time, so that length runs without it.
 niah_methods=none,head,tail,random,selective-context,fast,fast-question
@@ -36,6 +36,7 @@ run nq-fast --suite nq --limit 40 --methods none,head,tail,random,selective-cont
 run nq-fast-evaluator --suite nq --limit 12 --methods none,head,random,selective-context,fast,fast-question --evaluator "$(scripts/fetch-evaluator.py)"
 # Generative accuracy (metric 3): the evaluator answers greedily.
 run nq-generate --suite nq --limit 30 --rates 1/2,1/5 --methods closed-book,none,selective-context,fast,fast-question --generate "$(scripts/fetch-evaluator.py)"
+run nq-evaluator-40 --suite nq --limit 40 --rates 1/2,1/3 --methods random,selective-context,fast-question,longllmlingua-phrase --evaluator "$(scripts/fetch-evaluator.py)"
 run nq-evaluator --suite nq --limit 8 --rates 1/2 --evaluator "$(scripts/fetch-evaluator.py)"
 scripts/plot-quality.py "$out/nq.json" -o "$out/nq.svg" --title "NQ test: answer kept vs rate"
 scripts/plot-quality.py "$out/gsm8k.json" -o "$out/gsm8k.svg" --metric numbers_kept --title "GSM8K test: numbers kept vs rate"

@@ -604,12 +604,76 @@ mod tests {
             .split(", ")
             .chain(ranked)
             .chain(classifier)
+            .chain([EvalMethod::CLOSED_BOOK])
         {
             let method: EvalMethod = name.parse().unwrap();
             assert_eq!(method.name(), name);
         }
         let error = "longllmlingua-magic".parse::<EvalMethod>().unwrap_err();
         assert!(error.to_string().contains("longllmlingua-bm25"), "{error}");
+    }
+
+    /// Answers with the prompt's last context word, or "unknown" without contexts.
+    struct LastWord;
+
+    impl crate::generation::Answerer for LastWord {
+        fn answer(&self, prompt: &str) -> std::result::Result<String, abridge_core::BoxError> {
+            let parts: Vec<&str> = prompt.split(crate::baselines::PART_SEPARATOR).collect();
+            Ok(match parts.as_slice() {
+                [_, context, _] => context.split_whitespace().last().unwrap_or("").into(),
+                _ => "unknown".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn generated_answers_are_scored_and_the_closed_book_has_no_contexts() {
+        use abridge_core::testing::{FakeScorer, WordCounter};
+        let case = Case {
+            id: "c".into(),
+            group: None,
+            instruction: "Answer.".into(),
+            contexts: vec!["the capital of France is Paris".into()],
+            question: "Question: capital?".into(),
+            reference: Reference::Answers(vec!["Paris".into()]),
+        };
+        let scorer = FakeScorer::new();
+        let models = Models {
+            scorer: &scorer,
+            scorer_name: "fake",
+            evaluator: None,
+            evaluator_name: None,
+            embedder: None,
+            classifier: None,
+            answerer: Some(&LastWord),
+        };
+        let methods: Vec<EvalMethod> = ["closed-book", "none", "head"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
+        let results = evaluate(
+            &[case],
+            &methods,
+            &[0.6],
+            0,
+            models,
+            &WordCounter,
+            &mut |_| {},
+        )
+        .unwrap();
+        let by = |m: &str| results.iter().find(|r| r.method == m).unwrap();
+        let closed = by("closed-book");
+        assert_eq!(closed.rate, 0.0);
+        assert_eq!(closed.prompt, "Answer.\n\nQuestion: capital?");
+        assert_eq!(closed.generated.as_deref(), Some("unknown"));
+        assert_eq!(closed.metrics["generated_match"], 0.0);
+        let original = by("none");
+        assert_eq!(original.generated.as_deref(), Some("Paris"));
+        assert_eq!(original.metrics["generated_exact"], 1.0);
+        // Head truncation at 0.6 of 10 words keeps the instruction, question and 2 context words.
+        let head = by("head");
+        assert_eq!(head.generated.as_deref(), Some("capital"));
+        assert_eq!(head.metrics["generated_match"], 0.0);
     }
 
     #[test]
