@@ -11,7 +11,7 @@ use std::path::Path;
 use abridge_models::llama::Config;
 use abridge_models::lora::{LowRank, QvLora};
 use abridge_models::matrix::Matrix;
-use abridge_models::safetensors::{self, SafeTensors};
+use abridge_models::safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 use crate::soft_prompt::ModelId;
@@ -124,24 +124,17 @@ impl Adapter {
             other => invalid(other.to_string()),
         })?;
         let meta = file.metadata();
-        let text = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| invalid(format!("its metadata has no `{key}`")))
+        let meta = crate::file::Metadata {
+            map: meta,
+            invalid: &invalid,
         };
-        let number = |key: &str| -> Result<usize> {
-            text(key)?
-                .parse()
-                .map_err(|_| invalid(format!("its metadata `{key}` is not a whole number")))
-        };
-        if text("format")? != FORMAT {
-            return Err(invalid(format!("its metadata `format` is not `{FORMAT}`")));
-        }
-        let method_name = text("method")?;
+        meta.check_format(FORMAT)?;
+        let method_name = meta.text("method")?;
         let method = Method::parse(&method_name)
             .ok_or_else(|| invalid(format!("unknown method `{method_name}`")))?;
-        let (k, rank) = (number("k")?, number("rank")?);
-        let lora_scale: f32 = text("lora_scale")?
+        let (k, rank) = (meta.number("k")?, meta.number("rank")?);
+        let lora_scale: f32 = meta
+            .text("lora_scale")?
             .parse()
             .map_err(|_| invalid("its metadata `lora_scale` is not a number".into()))?;
         if k == 0 || rank == 0 || !lora_scale.is_finite() {
@@ -176,7 +169,7 @@ impl Adapter {
             rank,
             lora_scale,
             hidden: d,
-            base_sha256: text("base_sha256")?,
+            base_sha256: meta.text("base_sha256")?,
             weights: AdapterWeights {
                 lora,
                 memory: read("memory_embeddings", &[k, d])?,
@@ -184,6 +177,7 @@ impl Adapter {
                 lm_token: read("lm_token", &[d])?,
             },
             record: meta
+                .map
                 .iter()
                 .filter(|(key, _)| !FIELDS.contains(&key.as_str()))
                 .map(|(key, value)| (key.clone(), value.clone()))
@@ -216,10 +210,7 @@ impl Adapter {
                 tensors.push((name, shape.to_vec(), factor));
             }
         }
-        safetensors::write_f32(path, &metadata, &tensors).map_err(|e| match e {
-            abridge_models::Error::Io { path, source } => Error::Write { path, source },
-            other => Error::Model(other),
-        })
+        crate::file::write(path, &metadata, &tensors)
     }
 
     /// Refuses a base model other than the one the adapter was trained on.

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use abridge_models::llama::KvCache;
 use abridge_models::lora::QvLora;
-use abridge_models::safetensors::{self, SafeTensors};
+use abridge_models::safetensors::SafeTensors;
 use abridge_models::LanguageModel;
 
 use crate::adapter::Method;
@@ -163,10 +163,7 @@ impl CompressedPrompt {
             .iter()
             .map(|(name, shape, values)| (name.as_str(), shape.clone(), *values))
             .collect();
-        safetensors::write_f32(path, &metadata, &named).map_err(|e| match e {
-            abridge_models::Error::Io { path, source } => Error::Write { path, source },
-            other => Error::Model(other),
-        })
+        crate::file::write(path, &metadata, &named)
     }
 
     /// Reads a compressed prompt for `lm`, refusing one made for another model (`model` is
@@ -178,22 +175,14 @@ impl CompressedPrompt {
         };
         let file = open(path)?;
         let meta = file.metadata();
-        let text = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| invalid(format!("its metadata has no `{key}`")))
+        let meta = crate::file::Metadata {
+            map: meta,
+            invalid: &invalid,
         };
-        let number = |key: &str| -> Result<usize> {
-            text(key)?
-                .parse()
-                .map_err(|_| invalid(format!("its metadata `{key}` is not a whole number")))
-        };
-        if text("format")? != FORMAT {
-            return Err(invalid(format!("its metadata `format` is not `{FORMAT}`")));
-        }
+        meta.check_format(FORMAT)?;
         let made_for = ModelId {
-            file: text("model_file")?,
-            sha256: text("model_sha256")?,
+            file: meta.text("model_file")?,
+            sha256: meta.text("model_sha256")?,
         };
         if made_for.sha256 != model.sha256 {
             return Err(Error::CompressedModelMismatch {
@@ -204,10 +193,10 @@ impl CompressedPrompt {
                 model_sha256: model.sha256.clone(),
             });
         }
-        let method_name = text("method")?;
+        let method_name = meta.text("method")?;
         let method = Method::parse(&method_name)
             .ok_or_else(|| invalid(format!("unknown method `{method_name}`")))?;
-        let k = number("k")?;
+        let k = meta.number("k")?;
         if k == 0 {
             return Err(invalid("k = 0".into()));
         }
@@ -246,8 +235,8 @@ impl CompressedPrompt {
             ae_token: read("ae_token", &[d])?,
             lm_token: read("lm_token", &[d])?,
             model: made_for,
-            adapter_sha256: text("adapter_sha256")?,
-            text_tokens: number("text_tokens")?,
+            adapter_sha256: meta.text("adapter_sha256")?,
+            text_tokens: meta.number("text_tokens")?,
         })
     }
 }

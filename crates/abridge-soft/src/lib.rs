@@ -29,6 +29,7 @@ pub mod compressor;
 pub mod compressor_eval;
 pub mod differentiable;
 pub mod error;
+mod file;
 pub mod fit;
 pub mod loss;
 pub mod objective;

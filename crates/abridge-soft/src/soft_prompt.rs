@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use abridge_models::safetensors::{self, SafeTensors};
+use abridge_models::safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 
@@ -96,12 +96,7 @@ impl SoftPrompt {
         .map(|(key, value)| (key.to_string(), value))
         .collect();
         let shape = vec![self.len(), self.hidden];
-        safetensors::write_f32(path, &metadata, &[(TENSOR, shape, &self.vectors)]).map_err(|e| {
-            match e {
-                abridge_models::Error::Io { path, source } => Error::Write { path, source },
-                other => Error::Model(other),
-            }
-        })
+        crate::file::write(path, &metadata, &[(TENSOR, shape, &self.vectors)])
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -116,19 +111,11 @@ impl SoftPrompt {
             other => invalid(other.to_string()),
         })?;
         let meta = file.metadata();
-        let text = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| invalid(format!("its metadata has no `{key}`")))
+        let meta = crate::file::Metadata {
+            map: meta,
+            invalid: &invalid,
         };
-        let number = |key: &str| -> Result<usize> {
-            text(key)?
-                .parse()
-                .map_err(|_| invalid(format!("its metadata `{key}` is not a whole number")))
-        };
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(invalid(format!("its metadata `format` is not `{FORMAT}`")));
-        }
+        meta.check_format(FORMAT)?;
         let shape = file
             .get(TENSOR)
             .map(|t| t.shape.clone())
@@ -138,10 +125,10 @@ impl SoftPrompt {
                 "`{TENSOR}` has shape {shape:?}, not [k, hidden]"
             )));
         };
-        if k == 0 || hidden == 0 || number("k")? != k {
+        if k == 0 || hidden == 0 || meta.number::<usize>("k")? != k {
             return Err(invalid(format!(
                 "`{TENSOR}` has shape {shape:?}, its metadata k = {}",
-                text("k")?
+                meta.text("k")?
             )));
         }
         let vectors = file
@@ -154,16 +141,17 @@ impl SoftPrompt {
             vectors,
             hidden,
             model: ModelId {
-                file: text("model_file")?,
-                sha256: text("model_sha256")?,
+                file: meta.text("model_file")?,
+                sha256: meta.text("model_sha256")?,
             },
             fit: FitRecord {
-                objective: text("objective")?,
-                loss: text("loss")?
+                objective: meta.text("objective")?,
+                loss: meta
+                    .text("loss")?
                     .parse()
                     .map_err(|_| invalid("its metadata `loss` is not a number".into()))?,
-                steps: number("steps")?,
-                text_tokens: number("text_tokens")?,
+                steps: meta.number("steps")?,
+                text_tokens: meta.number("text_tokens")?,
             },
         })
     }

@@ -13,7 +13,7 @@ use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
 use abridge_models::llama::CausalLm;
-use abridge_models::safetensors::{self, SafeTensors};
+use abridge_models::safetensors::SafeTensors;
 
 use crate::adapter::{Adapter, AdapterWeights, Method};
 use crate::differentiable::Differentiable;
@@ -279,15 +279,11 @@ impl<'m> Trainer<'m> {
         meta.insert("curve".into(), json(&self.curve));
         let (m, v, _) = self.adam.state();
         let state_file = state_path(path);
-        safetensors::write_f32(
+        crate::file::write(
             &state_file,
             &meta,
             &[("adam_m", vec![m.len()], m), ("adam_v", vec![v.len()], v)],
         )
-        .map_err(|e| match e {
-            abridge_models::Error::Io { path, source } => Error::Write { path, source },
-            other => Error::Model(other),
-        })
     }
 
     /// One step on a batch drawn from `windows`.
