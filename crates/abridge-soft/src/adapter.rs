@@ -142,15 +142,8 @@ impl Adapter {
                 "k = {k}, rank = {rank}, lora_scale = {lora_scale}"
             )));
         }
-        let read = |name: &str, shape: &[usize]| {
-            let values = file
-                .read_f32(name, shape)
-                .map_err(|e| invalid(e.to_string()))?;
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(invalid(format!("`{name}` is not all finite")));
-            }
-            Ok(values)
-        };
+        let read =
+            |name: &str, shape: &[usize]| crate::file::read_finite(&file, name, shape, invalid);
         let shapes = Self::lora_shapes(config, rank);
         let lora = (0..config.layers)
             .map(|layer| {

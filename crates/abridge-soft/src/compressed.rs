@@ -202,15 +202,8 @@ impl CompressedPrompt {
         }
         let config = &lm.model.config;
         let d = config.hidden;
-        let read = |name: &str, shape: &[usize]| {
-            let values = file
-                .read_f32(name, shape)
-                .map_err(|e| invalid(e.to_string()))?;
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(invalid(format!("`{name}` is not all finite")));
-            }
-            Ok(values)
-        };
+        let read =
+            |name: &str, shape: &[usize]| crate::file::read_finite(&file, name, shape, invalid);
         let memory = match method {
             Method::Icae => Memory::Slots(read("slots", &[k, d])?),
             Method::KvPrefix | Method::Gist => {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use abridge_models::safetensors;
+use abridge_models::safetensors::{self, SafeTensors};
 
 use crate::error::{Error, Result};
 
@@ -20,6 +20,23 @@ pub(crate) fn write(
         abridge_models::Error::Io { path, source } => Error::Write { path, source },
         other => Error::Model(other),
     })
+}
+
+/// Tensor `name` of `file`, checked to have `shape` and finite values; `invalid` turns a reason
+/// into the file's own error.
+pub(crate) fn read_finite(
+    file: &SafeTensors,
+    name: &str,
+    shape: &[usize],
+    invalid: impl Fn(String) -> Error,
+) -> Result<Vec<f32>> {
+    let values = file
+        .read_f32(name, shape)
+        .map_err(|e| invalid(e.to_string()))?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(invalid(format!("`{name}` is not all finite")));
+    }
+    Ok(values)
 }
 
 /// A file's `__metadata__`; `invalid` turns a reason into the file's own error.
