@@ -199,6 +199,15 @@ pub fn ensure(
 
 /// Reads a JSONL file, one record per non-empty line.
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    Ok(read_jsonl_numbered(path)?
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect())
+}
+
+/// [`read_jsonl`] with each record's 1-based line number (blank lines are skipped, not counted
+/// out), for errors about a record's content.
+pub fn read_jsonl_numbered<T: DeserializeOwned>(path: &Path) -> Result<Vec<(usize, T)>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -207,11 +216,12 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| Error::Format {
+            let record = serde_json::from_str(line).map_err(|e| Error::Format {
                 path: path.to_path_buf(),
                 line: i + 1,
                 message: e.to_string(),
-            })
+            })?;
+            Ok((i + 1, record))
         })
         .collect()
 }

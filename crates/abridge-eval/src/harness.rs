@@ -33,6 +33,10 @@ pub enum EvalMethod {
     Abridge {
         method: Method,
         unit: Unit,
+        /// The method reads the sentence embedder (all-MiniLM-L6-v2): LongLLMLingua's
+        /// `embedding` ranker, or abridge-fast's question relevance by cosine instead of BM25.
+        /// Only such methods are given it, so one run can compare both.
+        embedder: bool,
     },
 }
 
@@ -44,7 +48,11 @@ impl EvalMethod {
     /// the classifier alone (question weight 0, like its teacher Selective Context),
     /// `fast-question` mixes in the question's relevance (LLMLingua-2's default weight 0.5).
     /// Not in [`Self::all`]: they need the classifier loaded.
-    pub const CLASSIFIER_NAMES: &'static str = "fast, fast-question";
+    /// `fast-question-embedding` takes the relevance from MiniLM cosines instead of BM25, and
+    /// parameters after a colon tune it: `:w=0.8` (question weight), `:ctx=0.5` (LLMLingua-2's
+    /// context-level filter keeps that share of the contexts), e.g.
+    /// `fast-question-embedding-phrase:w=0.8:ctx=0.6`.
+    pub const CLASSIFIER_NAMES: &'static str = "fast, fast-question, fast-question-embedding";
 
     /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
     /// without them: the floor of the evaluator's metrics).
@@ -57,7 +65,13 @@ impl EvalMethod {
     /// An abridge method with its default unit.
     fn abridge(method: Method) -> Self {
         let unit = method.default_unit();
-        Self::Abridge { method, unit }
+        let embedder =
+            matches!(&method, Method::LongLlmlingua(o) if o.rank_method == RankMethod::Embedding);
+        Self::Abridge {
+            method,
+            unit,
+            embedder,
+        }
     }
 
     /// The method's name, with `-<unit>` appended where the unit is not the method's default
@@ -69,7 +83,7 @@ impl EvalMethod {
             Self::Baseline(Baseline::Head) => return "head".into(),
             Self::Baseline(Baseline::Tail) => return "tail".into(),
             Self::Baseline(Baseline::Random) => return "random".into(),
-            Self::Abridge { method, unit } => (method, *unit),
+            Self::Abridge { method, unit, .. } => (method, *unit),
         };
         let name = match method {
             Method::SelectiveContext => "selective-context",
@@ -83,14 +97,26 @@ impl EvalMethod {
             },
             Method::Llmlingua2(options) => match options.question_weight == 0.0 {
                 true => "fast",
+                false if self.needs_embedder() => "fast-question-embedding",
                 false => "fast-question",
             },
         };
-        if unit == method.default_unit() {
+        let mut name = if unit == method.default_unit() {
             name.to_string()
         } else {
             format!("{name}-{}", unit.name())
+        };
+        if let Method::Llmlingua2(options) = method {
+            let defaults = Llmlingua2Options::default();
+            if options.question_weight != 0.0 && options.question_weight != defaults.question_weight
+            {
+                name.push_str(&format!(":w={}", options.question_weight));
+            }
+            if let Some(rate) = options.context_level_rate {
+                name.push_str(&format!(":ctx={rate}"));
+            }
         }
+        name
     }
 
     /// The one rate of a method that takes none: 1 for the original, 0 for the closed book.
@@ -104,8 +130,7 @@ impl EvalMethod {
 
     /// Reads the sentence embedder (`longllmlingua-embedding`).
     pub fn needs_embedder(&self) -> bool {
-        matches!(self, Self::Abridge { method: Method::LongLlmlingua(o), .. }
-            if o.rank_method == RankMethod::Embedding)
+        matches!(self, Self::Abridge { embedder: true, .. })
     }
 
     /// Reads the token classifier (`fast`, `fast-question`).
@@ -145,6 +170,14 @@ impl EvalMethod {
                 ..Llmlingua2Options::default()
             })),
             "fast-question" => Self::abridge(Method::Llmlingua2(Llmlingua2Options::default())),
+            "fast-question-embedding" => {
+                let method = Method::Llmlingua2(Llmlingua2Options::default());
+                Self::Abridge {
+                    unit: method.default_unit(),
+                    method,
+                    embedder: true,
+                }
+            }
             other => match other
                 .strip_prefix("longllmlingua-")
                 .and_then(|ranker| ranker.parse::<RankMethod>().ok())
@@ -155,9 +188,9 @@ impl EvalMethod {
                 })),
                 None => {
                     return Err(Error::InvalidOption(format!(
-                        "unknown method `{other}`: choose from {}, {}, {}, or {}; an abridge \
-                         method takes a unit suffix too (-token, -word, -phrase, -sentence), e.g. \
-                         longllmlingua-phrase",
+                        "unknown method `{other}`: choose from {}, {}, {}, or {} (the last two \
+                         take :w=W and :ctx=R); an abridge method takes a unit suffix too (-token, \
+                         -word, -phrase, -sentence), e.g. longllmlingua-phrase",
                         Self::NAMES,
                         Self::CLOSED_BOOK,
                         Self::RANKED_NAMES,
@@ -169,19 +202,72 @@ impl EvalMethod {
     }
 }
 
+impl EvalMethod {
+    /// Applies `w=W` / `ctx=R` (colon-separated) to a question-aware abridge-fast method; `full`
+    /// is the whole name, for errors.
+    fn with_parameters(mut self, parameters: &str, full: &str) -> Result<Self> {
+        let Self::Abridge {
+            method: Method::Llmlingua2(options),
+            ..
+        } = &mut self
+        else {
+            return Err(Error::InvalidOption(format!(
+                "`{full}`: only fast-question and fast-question-embedding take parameters"
+            )));
+        };
+        if options.question_weight == 0.0 {
+            return Err(Error::InvalidOption(format!(
+                "`{full}`: `fast` ignores the question; use fast-question:w=W"
+            )));
+        }
+        for parameter in parameters.split(':') {
+            let bad = || {
+                Error::InvalidOption(format!(
+                    "`{full}`: parameter `{parameter}` must be w=W (question weight in (0, 1]) or \
+                     ctx=R (share of contexts kept, in (0, 1])"
+                ))
+            };
+            let (key, value) = parameter.split_once('=').ok_or_else(bad)?;
+            let value: f64 = value.trim().parse().map_err(|_| bad())?;
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(bad());
+            }
+            match key.trim() {
+                "w" => options.question_weight = value as f32,
+                "ctx" => {
+                    options.use_context_level_filter = true;
+                    options.context_level_rate = Some(value);
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(self)
+    }
+}
+
 impl FromStr for EvalMethod {
     type Err = Error;
 
-    /// A method name, optionally followed by `-<unit>` (`longllmlingua-bm25-phrase`).
+    /// A method name, optionally followed by `-<unit>` (`longllmlingua-bm25-phrase`) and, for
+    /// `fast-question*`, parameters (`:w=0.8:ctx=0.5`).
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
+        if let Some((base, parameters)) = s.split_once(':') {
+            return base.parse::<Self>()?.with_parameters(parameters, s);
+        }
         let suffixed = Unit::ALL.into_iter().find_map(|unit| {
             let method = s.strip_suffix(unit.name())?.strip_suffix('-')?;
             Some((method, unit))
         });
         match suffixed {
             Some((method, unit)) => match Self::parse_method(method)? {
-                Self::Abridge { method, .. } => Ok(Self::Abridge { method, unit }),
+                Self::Abridge {
+                    method, embedder, ..
+                } => Ok(Self::Abridge {
+                    method,
+                    unit,
+                    embedder,
+                }),
                 _ => Err(Error::InvalidOption(format!(
                     "`{method}` is a baseline: it drops words and takes no unit (`{s}`)"
                 ))),
@@ -450,14 +536,18 @@ pub fn evaluate(
                         }
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
-                    EvalMethod::Abridge { method: m, unit } => run_abridge(
+                    EvalMethod::Abridge {
+                        method: m,
+                        unit,
+                        embedder: reads_embedder,
+                    } => run_abridge(
                         case,
                         m,
                         *unit,
                         rate,
                         &Readers {
                             scorer: &scorer,
-                            embedder,
+                            embedder: embedder.filter(|_| *reads_embedder),
                             classifier,
                         },
                         counter,
@@ -679,7 +769,10 @@ mod tests {
     #[test]
     fn a_unit_suffix_sets_the_unit_and_names_it_unless_it_is_the_default() {
         let method: EvalMethod = "longllmlingua-bm25-phrase".parse().unwrap();
-        let EvalMethod::Abridge { method: m, unit } = &method else {
+        let EvalMethod::Abridge {
+            method: m, unit, ..
+        } = &method
+        else {
             panic!("{method:?}")
         };
         assert_eq!(*unit, Unit::Phrase);
@@ -702,5 +795,37 @@ mod tests {
         assert!(baseline.to_string().contains("takes no unit"), "{baseline}");
         let unknown = "longllmlingua-clause".parse::<EvalMethod>().unwrap_err();
         assert!(unknown.to_string().contains("-phrase"), "{unknown}");
+    }
+
+    #[test]
+    fn fast_question_parameters_set_the_options_and_round_trip_through_the_name() {
+        let name = "fast-question-embedding-phrase:w=0.8:ctx=0.6";
+        let method: EvalMethod = name.parse().unwrap();
+        let EvalMethod::Abridge {
+            method: Method::Llmlingua2(options),
+            unit,
+            embedder,
+        } = &method
+        else {
+            panic!("{method:?}")
+        };
+        assert_eq!((*unit, *embedder), (Unit::Phrase, true));
+        assert_eq!(options.question_weight, 0.8);
+        assert_eq!(options.context_level_rate, Some(0.6));
+        assert!(options.use_context_level_filter);
+        assert_eq!(method.name(), name);
+        assert_eq!(method.name().parse::<EvalMethod>().unwrap(), method);
+        let bm25: EvalMethod = "fast-question:w=0.7".parse().unwrap();
+        assert!(!bm25.needs_embedder());
+        assert_eq!(bm25.name(), "fast-question:w=0.7");
+        for bad in [
+            "fast:w=0.5",
+            "llmlingua:w=0.5",
+            "fast-question:w=2",
+            "fast-question:k=1",
+        ] {
+            let error = bad.parse::<EvalMethod>().unwrap_err().to_string();
+            assert!(error.contains(bad), "{bad}: {error}");
+        }
     }
 }

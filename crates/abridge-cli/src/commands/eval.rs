@@ -19,10 +19,19 @@ pub struct Args {
     #[arg(long, default_value = "nq", value_parser = parse_suite, conflicts_with = "quick")]
     suite: Suite,
 
+    /// Evaluate on your own QA data instead of a packaged suite: a JSONL file, one object per
+    /// line with `question`, `answers` (a list of strings), `documents` (a list of strings) and
+    /// optionally `id`. Every line is a case (no dev/test split; --limit takes the first N); the
+    /// metrics are NQ's, and --generate adds generated-answer accuracy.
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["suite", "quick", "rankers"])]
+    data: Option<PathBuf>,
+
     /// Comma-separated: none, head, tail, random, selective-context, llmlingua, longllmlingua
     /// [default: all]; also LongLLMLingua with another coarse ranker: longllmlingua-bm25,
     /// longllmlingua-embedding, longllmlingua-gzip, longllmlingua-llmlingua; and abridge-fast
-    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware). An
+    /// (LLMLingua-2 with our distilled classifier): fast, fast-question (question-aware, BM25
+    /// relevance), fast-question-embedding (MiniLM relevance), tuned by parameters after a colon:
+    /// `:w=W` question weight, `:ctx=R` share of contexts the context filter keeps. An
     /// abridge method takes another unit as a suffix: -token, -word, -phrase or -sentence (e.g.
     /// longllmlingua-phrase, longllmlingua-bm25-phrase; defaults: word, Selective Context phrase).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
@@ -147,12 +156,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut plan = if args.quick {
         Plan::quick()
     } else {
-        let limit = match (args.limit, args.suite) {
+        let suite = match args.data {
+            Some(_) => Suite::Data,
+            None => args.suite,
+        };
+        let limit = match (args.limit, suite) {
             (Some(n), _) => Some(n),
-            (None, Suite::Niah) => None,
+            (None, Suite::Niah | Suite::Data) => None,
             (None, _) => Some(100),
         };
-        let mut plan = Plan::new(args.suite, args.split, limit);
+        let mut plan = Plan::new(suite, args.split, limit);
+        plan.options.data = args.data.clone();
         if !args.methods.is_empty() {
             plan.methods = args.methods.clone();
         }
@@ -250,13 +264,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(answering) = &answering {
         evaluated.push_str(&format!(", answers by {}", name(answering)));
     }
+    let cases_from = match &args.data {
+        Some(path) => format!("data {}", path.display()),
+        None => format!(
+            "suite {}, {} split",
+            report.suite.name(),
+            report.split.name()
+        ),
+    };
     println!(
-        "suite {}, {} split, {} cases, scorer {}{evaluated}, rates in {} tokens, 95% bootstrap intervals",
-        report.suite.name(),
-        report.split.name(),
-        report.cases,
-        report.scorer,
-        report.tokenizer
+        "{cases_from}, {} cases, scorer {}{evaluated}, rates in {} tokens, 95% bootstrap intervals",
+        report.cases, report.scorer, report.tokenizer
     );
     print!("{}", report.markdown());
     if let Some(path) = &args.json {

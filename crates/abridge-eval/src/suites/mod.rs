@@ -2,15 +2,17 @@
 //!
 //! One file per kind of prompt: [`qa`] (NaturalQuestions, SQuAD: a question and its gold passage
 //! among distractors), [`gsm8k`] (few-shot chain-of-thought demonstrations), [`niah`] (a needle
-//! in Paul Graham essays), [`xsum`] (a news article to summarise), [`sharegpt`] (a chat history).
+//! in Paul Graham essays), [`xsum`] (a news article to summarise), [`sharegpt`] (a chat history),
+//! and [`user`] (the user's own QA file, `--data`).
 
 pub mod gsm8k;
 pub mod niah;
 pub mod qa;
 pub mod sharegpt;
+pub mod user;
 pub mod xsum;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +69,8 @@ pub enum Suite {
     Niah,
     Xsum,
     Sharegpt,
+    /// The user's own QA file ([`SuiteOptions::data`]); not a `--suite` name.
+    Data,
 }
 
 impl Suite {
@@ -87,6 +91,7 @@ impl Suite {
             Self::Niah => "niah",
             Self::Xsum => "xsum",
             Self::Sharegpt => "sharegpt",
+            Self::Data => "data",
         }
     }
 
@@ -99,6 +104,7 @@ impl Suite {
             Self::Niah => &[Dataset::Essays],
             Self::Xsum => &[Dataset::Xsum],
             Self::Sharegpt => &[Dataset::Sharegpt],
+            Self::Data => &[],
         }
     }
 
@@ -137,6 +143,8 @@ pub struct SuiteOptions {
     pub niah_lengths: Vec<usize>,
     /// NIAH needle depths, in percent of the haystack.
     pub niah_depths: Vec<u32>,
+    /// The JSONL file of [`Suite::Data`].
+    pub data: Option<PathBuf>,
 }
 
 impl Default for SuiteOptions {
@@ -147,6 +155,7 @@ impl Default for SuiteOptions {
             seed: 0,
             niah_lengths: vec![1000, 2000, 4000, 8000],
             niah_depths: niah::DEPTHS.to_vec(),
+            data: None,
         }
     }
 }
@@ -166,6 +175,12 @@ pub fn build(
         Suite::Niah => niah::cases(&Dataset::Essays.path(dir), options, count)?,
         Suite::Xsum => xsum::cases(&Dataset::Xsum.path(dir), options)?,
         Suite::Sharegpt => sharegpt::cases(&Dataset::Sharegpt.path(dir), options)?,
+        Suite::Data => {
+            let path = options.data.as_deref().ok_or_else(|| {
+                Error::InvalidOption("the data suite needs a file: pass --data FILE.jsonl".into())
+            })?;
+            user::cases(path, options)?
+        }
     };
     if cases.is_empty() {
         return Err(Error::InvalidOption(format!(
