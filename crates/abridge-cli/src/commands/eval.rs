@@ -1,5 +1,6 @@
 //! `abridge eval`: compression quality on real datasets, against baselines.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use abridge_core::RankMethod;
@@ -79,6 +80,12 @@ pub struct Args {
     /// Also write the report (rows and per-case results) as JSON here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+
+    /// Append each case result to this file as one JSON line the moment it is made, so a long
+    /// run (e.g. with --generate) that is stopped still leaves what it measured
+    /// (scripts/paired.py reads it).
+    #[arg(long, value_name = "PATH")]
+    jsonl: Option<PathBuf>,
 
     /// An evaluator LM (a llama/qwen2 GGUF different from the scorer, e.g. the Qwen2.5-Coder-0.5B
     /// that scripts/fetch-evaluator.py installs): adds the answer log-likelihood gain G on suites
@@ -253,7 +260,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plan.suite.name(),
         plan.options.split.name()
     ));
-    let report = plan.run(&cases, models, &counter, &mut |_| bar.inc(1))?;
+    let mut stream = match &args.jsonl {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open --jsonl {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut stream_error = None;
+    let report = plan.run(&cases, models, &counter, &mut |result| {
+        bar.inc(1);
+        if let (Some(file), None) = (stream.as_mut(), &stream_error) {
+            let line = serde_json::to_string(result).map_err(std::io::Error::other);
+            if let Err(e) = line.and_then(|line| writeln!(file, "{line}")) {
+                stream_error = Some(e);
+            }
+        }
+    })?;
+    if let (Some(e), Some(path)) = (stream_error, &args.jsonl) {
+        anyhow::bail!("cannot write --jsonl {}: {e}", path.display());
+    }
     bar.finish_and_clear();
 
     let mut evaluated = report
