@@ -137,7 +137,7 @@ def test_bad_values_raise_value_error_with_the_fix(compressor, sample, documents
         ({"reorder_context": "random"}, "reorder"),
         ({"drop_consecutive": True}, "drop_consecutive"),
         ({"context_level_rate": 0.5}, "LLMLingua-2"),
-        ({"force_context_ids": [9]}, "no context 9"),
+        ({"force_context_ids": [9]}, "force_context_ids= names context 9"),
         ({"unit": "paragraph"}, "unknown unit"),
         ({"force_tokens": [""]}, "force token 1 is empty"),
     ]
