@@ -4,7 +4,7 @@
 //!   score mixed with its sentence's relevance to the question (MiniLM embeddings when an
 //!   [`crate::Embedder`] is given, else BM25) by [`AutoConfig::question_weight`];
 //! - without one: the classifier alone (question weight 0);
-//! - always: dates and numbers kept verbatim and names kept whole ([`crate::protect::entities`]).
+//! - dates and numbers kept verbatim and names kept whole ([`crate::protect::entities`]).
 //!
 //! Every tunable is in [`AutoConfig`], so a tuning run changes one place.
 
@@ -22,12 +22,17 @@ pub struct AutoConfig {
     /// Weight in [0, 1] of the question's relevance in a word's score when there is a question
     /// (LLMLingua-2's default 0.5, the starting point of the tuning).
     pub question_weight: f32,
+    /// Keep dates and numbers verbatim and names whole ([`crate::protect::entities`]). Protected
+    /// numbers are kept in every document, relevant or not, so at small rates they take a share
+    /// of the budget (on examples/marisol at rate 0.2 every passage's years survive).
+    pub protect_entities: bool,
 }
 
 impl AutoConfig {
     /// The values `auto` uses.
     pub const TUNED: Self = Self {
         question_weight: 0.5,
+        protect_entities: true,
     };
 
     /// LLMLingua-2's options for a prompt with (or without) `question`.
@@ -60,7 +65,7 @@ impl Stages for AutoConfig {
 
     fn protect(&self, requested: &ProtectOptions) -> ProtectOptions {
         ProtectOptions {
-            entities: true,
+            entities: requested.entities || self.protect_entities,
             ..requested.clone()
         }
     }
