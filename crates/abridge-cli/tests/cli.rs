@@ -222,8 +222,12 @@ fn compress_refuses_bad_budgets_with_the_fix() {
             "cl100k_base or o200k_base",
         ),
         (
-            vec!["--context-budget", "__import__('os')"],
-            "context_budget",
+            vec!["--method", "llmlingua", "--context-budget", "__import__('os')"],
+            "--context-budget is wrong: context_budget `__import__('os')` must be `+N` or `*K`",
+        ),
+        (
+            vec!["--context-budget", "+100"],
+            "--context-budget is an option of llmlingua, not auto: remove it or pass --method llmlingua",
         ),
         (vec!["--protect-regex", "(unclosed"], "regex"),
     ] {

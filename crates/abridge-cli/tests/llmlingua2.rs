@@ -199,7 +199,7 @@ fn bad_models_and_options_name_the_fix() {
         (&["--model", BERT, "--threshold", "1.5"], "[0, 1]"),
         (
             &["--model", BERT, "--question-weight", "2"],
-            "question_weight",
+            "--question-weight must be in [0, 1]",
         ),
     ];
     for (extra, message) in cases {

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::error::{Fix, OptionError};
+use crate::Result;
 
 /// How much to keep, counted in the target LLM's tokens (the [`crate::TokenCounter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -45,16 +46,28 @@ impl Budget {
         let budget = match (rate, target_tokens, threshold) {
             (None, None, None) => Self::default(),
             (Some(rate), None, None) => Self::Rate(rate),
-            (None, Some(target), None) => Self::TargetTokens(usize::try_from(target).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "target token count must be positive, got {target}: pass e.g. --target-token 300"
-                ))
-            })?),
+            (None, Some(target), None) => {
+                Self::TargetTokens(usize::try_from(target).map_err(|_| {
+                    OptionError::new(
+                        "target_token",
+                        format!("must be positive, got {target}"),
+                        Fix::Example("300".into()),
+                    )
+                })?)
+            }
             (None, None, Some(threshold)) => Self::Threshold(threshold),
             _ => {
-                return Err(Error::InvalidInput(
-                    "give only one budget: a rate, a target token count or a threshold".into(),
-                ))
+                let field = if rate.is_some() {
+                    "rate"
+                } else {
+                    "target_token"
+                };
+                return Err(OptionError::new(
+                    field,
+                    "cannot be combined with another budget: give only one of rate, target_token and threshold",
+                    Fix::None,
+                )
+                .into());
             }
         };
         budget.validate()?;
@@ -64,24 +77,36 @@ impl Budget {
     /// Selective Context's `reduce_ratio` (the fraction to remove), as a budget.
     pub fn from_reduce_ratio(reduce_ratio: f64) -> Result<Self> {
         if !(0.0..1.0).contains(&reduce_ratio) {
-            return Err(Error::InvalidInput(format!(
-                "reduce_ratio must be in [0, 1) (the fraction removed), got {reduce_ratio}: pass e.g. 0.35"
-            )));
+            return Err(OptionError::new(
+                "reduce_ratio",
+                format!("must be in [0, 1) (the fraction removed), got {reduce_ratio}"),
+                Fix::Example("0.35".into()),
+            )
+            .into());
         }
         Ok(Self::Rate(1.0 - reduce_ratio))
     }
 
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Self::Rate(rate) if !(rate > 0.0 && rate <= 1.0) => Err(Error::InvalidInput(format!(
-                "rate must be in (0, 1] (kept/original tokens), got {rate}: pass e.g. --rate 0.5"
-            ))),
-            Self::TargetTokens(0) => Err(Error::InvalidInput(
-                "target token count must be at least 1: pass e.g. --target-token 300".into(),
-            )),
-            Self::Threshold(threshold) if !threshold.is_finite() => Err(Error::InvalidInput(
-                format!("threshold must be a finite number of nats, got {threshold}"),
-            )),
+            Self::Rate(rate) if !(rate > 0.0 && rate <= 1.0) => Err(OptionError::new(
+                "rate",
+                format!("must be in (0, 1] (kept/original tokens), got {rate}"),
+                Fix::Example("0.5".into()),
+            )
+            .into()),
+            Self::TargetTokens(0) => Err(OptionError::new(
+                "target_token",
+                "must be at least 1",
+                Fix::Example("300".into()),
+            )
+            .into()),
+            Self::Threshold(threshold) if !threshold.is_finite() => Err(OptionError::new(
+                "threshold",
+                format!("must be a finite number of nats, got {threshold}"),
+                Fix::None,
+            )
+            .into()),
             _ => Ok(()),
         }
     }
@@ -105,8 +130,8 @@ mod tests {
 
     fn message(result: Result<Budget>) -> String {
         match result {
-            Err(Error::InvalidInput(message)) => message,
-            other => panic!("expected InvalidInput, got {other:?}"),
+            Err(crate::Error::InvalidOption(error)) => error.to_string(),
+            other => panic!("expected InvalidOption, got {other:?}"),
         }
     }
 
@@ -124,8 +149,10 @@ mod tests {
             Budget::from_options(None, Some(300), None).unwrap(),
             Budget::TargetTokens(300)
         );
-        assert!(message(Budget::from_options(Some(0.5), Some(3), None)).contains("only one budget"));
-        assert!(message(Budget::from_options(None, Some(-5), None)).contains("positive, got -5"));
+        assert!(message(Budget::from_options(Some(0.5), Some(3), None))
+            .contains("give only one of rate"));
+        assert!(message(Budget::from_options(None, Some(-5), None))
+            .contains("target_token must be positive, got -5"));
         assert!(message(Budget::from_options(None, Some(0), None)).contains("at least 1"));
         for rate in [0.0, -0.1, 1.01, f64::NAN] {
             assert!(message(Budget::from_options(Some(rate), None, None)).contains("(0, 1]"));

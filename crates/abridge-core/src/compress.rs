@@ -6,9 +6,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, Target};
-use crate::methods::{llmlingua, llmlingua2, longllmlingua, selective_context, Method};
+use crate::methods::{llmlingua2, Decision, Method, Scoring, Stage};
 use crate::prompt::Prompt;
-use crate::protect::{normalize, ProtectOptions};
+use crate::protect::{entities, normalize, ProtectOptions};
 use crate::render::{render, LabeledSpan};
 use crate::score::{Meter, Progress};
 use crate::segment::{units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words};
@@ -48,6 +48,12 @@ impl CompressRequest {
             markup: true,
         }
     }
+
+    /// Checks the budget and the method's options against the prompt, before any work.
+    pub fn validate(&self) -> Result<()> {
+        self.budget.validate()?;
+        self.method.stages().validate(self)
+    }
 }
 
 /// Seconds spent, in total and inside the scorer (tokenizing and scoring).
@@ -85,6 +91,21 @@ pub struct Compressed {
     /// The target LLM's tokenizer, e.g. `cl100k_base`.
     pub tokenizer: String,
     pub timings: Timings,
+}
+
+impl Compressed {
+    /// The compressed text without the `question` it ends with (rendered verbatim last), for a
+    /// caller that keeps the question elsewhere; the text itself when it does not end with it.
+    pub fn text_without(&self, question: &str) -> &str {
+        match question.trim() {
+            "" => &self.text,
+            question => self
+                .text
+                .trim_end()
+                .strip_suffix(question)
+                .map_or(self.text.as_str(), str::trim_end),
+        }
+    }
 }
 
 /// The models a compression may use.
@@ -129,36 +150,26 @@ pub fn compress_with(
     models: Models,
     progress: Option<Progress>,
 ) -> Result<Compressed> {
-    let Models {
-        scorer,
-        counter,
-        embedder,
-        classifier,
-    } = models;
     let started = Instant::now();
-    request.budget.validate()?;
-    match &request.method {
-        Method::Llmlingua(options) => options.validate(request.contexts.len())?,
-        Method::LongLlmlingua(options) => {
-            options.validate(request.contexts.len(), &request.question)?
-        }
-        Method::Llmlingua2(options) => options.validate(request.contexts.len(), &request.budget)?,
-        Method::SelectiveContext => {}
-    }
+    request.validate()?;
+    let method = request.method.stages();
+    let counter = models.counter;
     // Checked before any work, so a missing model is reported first.
-    let (lm, classifier) = match &request.method {
-        Method::Llmlingua2(_) => (None, Some(classifier.ok_or_else(|| {
+    let classifier = match method.classifies() {
+        true => Some(models.classifier.ok_or_else(|| {
             Error::InvalidInput(
-                "LLMLingua-2 needs a token classifier: pass a *ForTokenClassification model folder (e.g. --model DIR)".into(),
+                "this method reads a token classifier, and none was loaded: pass a *ForTokenClassification model folder for llmlingua2, or install abridge-fast's with `abridge models fetch`".into(),
             )
-        })?)),
-        _ => (Some(scorer.ok_or_else(|| {
-            Error::InvalidInput(
-                "this method needs a scoring language model: pass one (e.g. --model FILE.gguf)".into(),
-            )
-        })?), None),
+        })?),
+        false => {
+            models.scorer.ok_or_else(|| {
+                Error::InvalidInput(
+                    "this method needs a scoring language model: pass one (a GGUF file)".into(),
+                )
+            })?;
+            None
+        }
     };
-    let scorer = || lm.expect("checked above: every method but LLMLingua-2 has a scorer");
     let prompt = Prompt::assemble(
         &request.instruction,
         &request.contexts,
@@ -166,46 +177,33 @@ pub fn compress_with(
         request.markup,
     )?;
     let mut meter = Meter::new(progress);
-    // Counted on the prompt as given: LongLLMLingua may reorder the documents.
+    // Counted on the prompt as given: the coarse stage may reorder the documents.
     let origin_tokens = counter.count(&prompt.text);
     let target = request.budget.target(origin_tokens);
-    let (prompt, arrangement) = match &request.method {
-        Method::LongLlmlingua(options) => {
-            let arrangement = longllmlingua::arrange(
-                &prompt,
-                &request.question,
-                options,
-                target,
-                scorer(),
-                embedder,
-                counter,
-                &mut meter,
-            )?;
-            let arranged = Prompt::assemble(
-                &request.instruction,
-                &arrangement.arrange(&request.contexts),
-                &request.question,
-                request.markup,
-            )?;
-            (arranged, Some(arrangement))
-        }
-        _ => (prompt, None),
+    let mut stage = Stage::new(request, target, models, &mut meter);
+    let arrangement = method.arrange(&mut stage, &prompt)?;
+    let prompt = match arrangement.is_identity() {
+        true => prompt,
+        false => Prompt::assemble(
+            &request.instruction,
+            &arrangement.arrange(&request.contexts),
+            &request.question,
+            request.markup,
+        )?,
     };
     let text = prompt.text.as_str();
     let classified = match classifier {
-        Some(classifier) => llmlingua2::classify(&prompt, classifier, &mut meter)?,
+        Some(classifier) => llmlingua2::classify(&prompt, classifier, stage.meter)?,
         None => Vec::new(),
     };
-    let mut protected = request.protect.protected_ranges(text)?;
+    let protect = method.protect(&request.protect);
+    let mut protected = protect.protected_ranges(text)?;
     protected.extend(prompt.keep.iter().cloned());
     let protected = normalize(text, protected);
 
-    let needs_prompt_tokens =
-        request.unit == Unit::Token || request.method == Method::SelectiveContext;
-    let prompt_tokens = match lm {
-        Some(scorer) if needs_prompt_tokens => meter.tokenize(scorer, text)?,
-        // LLMLingua-2's tokens are the classifier's (ids are not needed).
-        _ => classified
+    let prompt_tokens = match classifier {
+        // A classifier's tokens (ids are not needed).
+        Some(_) => classified
             .iter()
             .flatten()
             .map(|(span, _)| ModelToken {
@@ -213,95 +211,43 @@ pub fn compress_with(
                 span: span.clone(),
             })
             .collect(),
+        None if request.unit == Unit::Token || method.reads_prompt_tokens() => {
+            stage.meter.tokenize(stage.scorer(), text)?
+        }
+        None => Vec::new(),
     };
     let units = match request.unit {
         Unit::Token => units_from_tokens(text, &prompt_tokens),
         Unit::Word if classifier.is_some() => llmlingua2::words(
             text,
             &classified.concat(),
-            &request.protect.force_token_ranges(text)?,
+            &protect.force_token_ranges(text)?,
         ),
         Unit::Word => Words.segment(text),
         Unit::Phrase => Phrases.segment(text),
         Unit::Sentence => Sentences.segment(text),
     };
-    let mut plan = Plan::new(text, units, &protected, &prompt.rated);
-
-    let mut decided = None;
-    let (scores, window_kept) = match &request.method {
-        Method::SelectiveContext => (
-            selective_context::unit_scores(&plan.units, &prompt_tokens, scorer(), &mut meter)?,
-            None,
-        ),
-        Method::Llmlingua2(options) => {
-            let force_units =
-                llmlingua2::force_units(text, &plan.units, &request.protect.force_tokens);
-            let inputs = llmlingua2::Inputs {
-                tokens: &classified,
-                question: &request.question,
-                embedder,
-                counter,
-                budget: request.budget,
-                target,
-                window: classifier.map_or(usize::MAX, |c| c.window_tokens()),
-                force_units: &force_units,
-            };
-            let scored = llmlingua2::score(&prompt, &mut plan, options, &inputs)?;
-            decided = Some(scored.kept);
-            (scored.scores, None)
-        }
-        Method::Llmlingua(options) => {
-            let scored = llmlingua::score(
-                &prompt,
-                &mut plan,
-                options,
-                target,
-                scorer(),
-                counter,
-                &mut meter,
-            )?;
-            (scored.scores, Some(scored.window_kept))
-        }
-        Method::LongLlmlingua(options) => {
-            let arrangement = arrangement
-                .as_ref()
-                .expect("LongLLMLingua prompts are arranged above");
-            let scored = longllmlingua::score(
-                &prompt,
-                &mut plan,
-                arrangement,
-                &request.instruction,
-                &request.question,
-                options,
-                target,
-                scorer(),
-                embedder,
-                counter,
-                &mut meter,
-            )?;
-            (scored.scores, Some(scored.window_kept))
-        }
+    let units = match protect.entities {
+        true => entities::merge_whole(units, &entities::name_ranges(text)),
+        false => units,
     };
+    let mut plan = Plan::new(text, units, &protected, &prompt.rated);
+    let scoring = Scoring {
+        prompt: &prompt,
+        arrangement: &arrangement,
+        classified: &classified,
+        prompt_tokens: &prompt_tokens,
+    };
+    let decision = method.score(&mut stage, &scoring, &mut plan)?;
     meter.finish();
 
-    let coarse_only = match &request.method {
-        Method::Llmlingua(options) => !options.use_token_level_filter,
-        Method::LongLlmlingua(options) => !options.use_token_level_filter,
-        _ => false,
+    let (scores, kept) = match decision {
+        Decision::Select { scores, preferred } => {
+            let kept = select(text, &plan, &scores, preferred.as_deref(), target, counter);
+            (scores, kept)
+        }
+        Decision::Kept { scores, kept } => (scores, kept),
     };
-    if coarse_only {
-        decided = Some(plan.not_excluded());
-    }
-    let kept = decided.unwrap_or_else(|| {
-        select(
-            text,
-            &plan,
-            &scores,
-            window_kept.as_deref(),
-            target,
-            counter,
-        )
-    });
     let compressed = render(text, &plan.units, &kept);
     let compressed_tokens = counter.count(&compressed);
     let protected_units = plan.kept_by_role();

@@ -89,7 +89,7 @@ fn threshold_keeps_words_at_or_above_the_probability() {
     );
     assert!(matches!(
         run(&nan, &classifier),
-        Err(Error::InvalidInput(_))
+        Err(Error::InvalidInput(_) | Error::InvalidOption(_))
     ));
 }
 
@@ -351,11 +351,14 @@ fn missing_models_and_bad_options_are_invalid_input() {
             &request(options, &["a b"], Budget::Rate(0.5)),
             &FakeClassifier::new(),
         );
-        assert!(matches!(error, Err(Error::InvalidInput(_))), "{error:?}");
+        assert!(
+            matches!(error, Err(Error::InvalidInput(_) | Error::InvalidOption(_))),
+            "{error:?}"
+        );
     }
     let empty = request(Llmlingua2Options::default(), &[""], Budget::Rate(0.5));
     assert!(matches!(
         run(&empty, &FakeClassifier::new()),
-        Err(Error::InvalidInput(_))
+        Err(Error::InvalidInput(_) | Error::InvalidOption(_))
     ));
 }

@@ -5,8 +5,9 @@
 use abridge_core::segment::{Segmenter, Words};
 use abridge_core::testing::{FakeClassifier, FakeScorer, WordCounter};
 use abridge_core::{
-    compress, compress_with, Budget, CompressRequest, Compressed, Error, Llmlingua2Options,
-    LlmlinguaOptions, Method, Models, ProtectOptions, Unit,
+    compress, compress_with, AutoConfig, Budget, CompressRequest, Compressed, Error,
+    Llmlingua2Options, LlmlinguaOptions, LongLlmlinguaOptions, Method, Models, ProtectOptions,
+    RankMethod, Unit,
 };
 use abridge_core::{BoxError, ModelToken, ScoringSession, TokenScorer};
 use proptest::prelude::*;
@@ -61,6 +62,8 @@ impl ScoringSession for ByteSession {
     }
 }
 
+const QUESTION: &str = "Which of these words matter?";
+
 fn word() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-z]{1,8}",
@@ -114,6 +117,21 @@ fn case() -> impl Strategy<Value = Case> {
                 ..Default::default()
             })
         }),
+        (1usize..40, any::<bool>(), any::<bool>()).prop_map(
+            |(iterative_size, condition_compare, bm25)| {
+                Method::LongLlmlingua(LongLlmlinguaOptions {
+                    iterative_size,
+                    condition_compare,
+                    rank_method: if bm25 {
+                        RankMethod::Bm25
+                    } else {
+                        RankMethod::Longllmlingua
+                    },
+                    ..Default::default()
+                })
+            }
+        ),
+        Just(Method::Auto(AutoConfig::default())),
     ];
     (
         prop::collection::vec((separator(), word()), 1..160),
@@ -203,6 +221,10 @@ impl Case {
             force_reserve_digit: self.force_reserve_digit,
             ..Default::default()
         };
+        // LongLLMLingua compresses for a question (auto reads it when there is one).
+        if matches!(self.method, Method::LongLlmlingua(_) | Method::Auto(_)) {
+            request.question = QUESTION.into();
+        }
         request
     }
 
@@ -288,12 +310,12 @@ proptest! {
         let (text, region) = case.text();
         let request = case.request(&text);
         let result = case.compress(&request).unwrap();
-        let llmlingua2 = matches!(case.method, Method::Llmlingua2(_));
+        let classifies = matches!(case.method, Method::Llmlingua2(_) | Method::Auto(_));
 
         assert_output_is_kept_units_with_input_whitespace(&result);
         prop_assert!(!result.text.contains("abridge"));
         // LLMLingua-2 cuts force tokens out of the words they occur in.
-        if case.unit != Unit::Token && !llmlingua2 {
+        if case.unit != Unit::Token && !classifies {
             // Unit boundaries are word boundaries: never half a word.
             let word_starts: Vec<usize> = Words.segment(&result.source).iter().map(|w| w.start).collect();
             for span in &result.spans {
@@ -318,8 +340,13 @@ proptest! {
             }
         }
         let target = result.target_tokens.unwrap();
-        // LLMLingua-2's compat mode and drop_consecutive do not aim at the budget exactly.
-        let exact = !matches!(&case.method, Method::Llmlingua2(o) if o.compat || o.drop_consecutive);
+        // LLMLingua-2's compat mode and drop_consecutive do not aim at the budget exactly; auto
+        // keeps names whole, so its units may be several words long.
+        let exact = match &case.method {
+            Method::Llmlingua2(o) => !(o.compat || o.drop_consecutive),
+            Method::Auto(_) => false,
+            _ => true,
+        };
         if matches!(case.unit, Unit::Word | Unit::Token) && result.protected_tokens <= target && exact {
             let expected = target.min(result.origin_tokens);
             let tolerance = (0.03 * target as f64).max(1.0);
@@ -347,7 +374,7 @@ proptest! {
         ),
         rate in 0.01f64..=1.0,
         unit in prop_oneof![Just(Unit::Token), Just(Unit::Word), Just(Unit::Phrase), Just(Unit::Sentence)],
-        method in 0..3u8,
+        method in 0..5u8,
         byte_tokens in any::<bool>(),
     ) {
         let method = match method {
@@ -357,9 +384,16 @@ proptest! {
                 drop_consecutive: true,
                 ..Default::default()
             }),
+            2 => Method::LongLlmlingua(LongLlmlinguaOptions {
+                iterative_size: 3,
+                use_sentence_level_filter: byte_tokens,
+                ..Default::default()
+            }),
+            3 => Method::Auto(AutoConfig::default()),
             _ => Method::SelectiveContext,
         };
         let mut request = CompressRequest::new(method, vec![pieces.concat()]);
+        request.question = QUESTION.into();
         request.budget = Budget::Rate(rate);
         request.unit = unit;
         request.protect.protect_code = true;
@@ -369,7 +403,7 @@ proptest! {
         let classifier = FakeClassifier::new().with_window(3);
         match compress_with(&request, models(scorer, &classifier), None) {
             Ok(result) => assert_output_is_kept_units_with_input_whitespace(&result),
-            Err(Error::InvalidInput(_)) => {}
+            Err(Error::InvalidInput(_) | Error::InvalidOption(_)) => {}
             Err(other) => prop_assert!(false, "unexpected error {other}"),
         }
     }

@@ -20,8 +20,8 @@ fn run(request: &CompressRequest, scorer: &FakeScorer) -> Compressed {
 
 fn invalid(request: &CompressRequest) -> String {
     match compress(request, &FakeScorer::new(), &WordCounter, None) {
-        Err(Error::InvalidInput(message)) => message,
-        other => panic!("expected InvalidInput, got {other:?}"),
+        Err(error @ (Error::InvalidInput(_) | Error::InvalidOption(_))) => error.to_string(),
+        other => panic!("expected invalid input, got {other:?}"),
     }
 }
 
@@ -109,7 +109,7 @@ fn protected_spans_survive_even_over_budget() {
         force_tokens: vec!["now".into()],
         force_reserve_digit: true,
         patterns: vec![r"\S+@\S+".into()],
-        protect_code: false,
+        ..Default::default()
     };
     let result = run(&request, &FakeScorer::new());
     assert_eq!(result.text, "555-0100 ops@example.com INV-7 now");

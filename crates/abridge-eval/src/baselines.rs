@@ -16,12 +16,10 @@ use std::ops::Range;
 use abridge_core::render::render;
 use abridge_core::segment::{body, Segmenter, Words};
 use abridge_core::TokenCounter;
+pub use abridge_core::PART_SEPARATOR;
 
 use crate::rng::Rng;
 use crate::suites::Case;
-
-/// Blank line between the parts, as abridge-core's prompt assembly.
-pub const PART_SEPARATOR: &str = "\n\n";
 
 /// A case's whole prompt and the byte range of its contexts in it (empty parts are left out, as
 /// abridge-core does; a case without contexts is the closed-book prompt).

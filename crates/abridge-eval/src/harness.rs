@@ -6,8 +6,9 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use abridge_core::{
-    compress_with, Budget, CompressRequest, Embedder, Llmlingua2Options, LlmlinguaOptions,
-    LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter, TokenScorer, Unit,
+    compress_with, AutoConfig, Budget, CompressRequest, Embedder, Llmlingua2Options,
+    LlmlinguaOptions, LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter,
+    TokenScorer, Unit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,15 +45,19 @@ impl EvalMethod {
     pub const NAMES: &'static str =
         "none, head, tail, random, selective-context, llmlingua, longllmlingua";
 
-    /// LLMLingua-2's selection with the run's token classifier (abridge-fast's): `fast` reads
-    /// the classifier alone (question weight 0, like its teacher Selective Context),
-    /// `fast-question` mixes in the question's relevance (LLMLingua-2's default weight 0.5).
+    /// LLMLingua-2's selection with the run's token classifier (abridge-fast's): `auto` is the
+    /// default method of every front end (question-aware, entities protected, see
+    /// `abridge_core::methods::auto`), `fast` reads the classifier alone (question weight 0,
+    /// like its teacher Selective Context), `fast-question` mixes in the question's relevance
+    /// (LLMLingua-2's default weight 0.5).
     /// Not in [`Self::all`]: they need the classifier loaded.
+    ///
     /// `fast-question-embedding` takes the relevance from MiniLM cosines instead of BM25, and
     /// parameters after a colon tune it: `:w=0.8` (question weight), `:ctx=0.5` (LLMLingua-2's
     /// context-level filter keeps that share of the contexts), e.g.
     /// `fast-question-embedding-phrase:w=0.8:ctx=0.6`.
-    pub const CLASSIFIER_NAMES: &'static str = "fast, fast-question, fast-question-embedding";
+    pub const CLASSIFIER_NAMES: &'static str =
+        "auto, fast, fast-question, fast-question-embedding";
 
     /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
     /// without them: the floor of the evaluator's metrics).
@@ -65,8 +70,13 @@ impl EvalMethod {
     /// An abridge method with its default unit.
     fn abridge(method: Method) -> Self {
         let unit = method.default_unit();
-        let embedder =
-            matches!(&method, Method::LongLlmlingua(o) if o.rank_method == RankMethod::Embedding);
+        // `auto` reads MiniLM when it is installed (the CLI's default), so eval gives it the
+        // embedder; LongLLMLingua only with its `embedding` ranker.
+        let embedder = match &method {
+            Method::LongLlmlingua(o) => o.rank_method == RankMethod::Embedding,
+            Method::Auto(_) => true,
+            _ => false,
+        };
         Self::Abridge {
             method,
             unit,
@@ -86,6 +96,7 @@ impl EvalMethod {
             Self::Abridge { method, unit, .. } => (method, *unit),
         };
         let name = match method {
+            Method::Auto(_) => "auto",
             Method::SelectiveContext => "selective-context",
             Method::Llmlingua(_) => "llmlingua",
             Method::LongLlmlingua(options) => match options.rank_method {
@@ -128,17 +139,17 @@ impl EvalMethod {
         }
     }
 
-    /// Reads the sentence embedder (`longllmlingua-embedding`).
+    /// Reads the sentence embedder (`longllmlingua-embedding`, and `auto`'s question relevance).
     pub fn needs_embedder(&self) -> bool {
         matches!(self, Self::Abridge { embedder: true, .. })
     }
 
-    /// Reads the token classifier (`fast`, `fast-question`).
+    /// Reads the token classifier (`auto`, `fast`, `fast-question`).
     pub fn needs_classifier(&self) -> bool {
         matches!(
             self,
             Self::Abridge {
-                method: Method::Llmlingua2(_),
+                method: Method::Llmlingua2(_) | Method::Auto(_),
                 ..
             }
         )
@@ -160,6 +171,7 @@ impl EvalMethod {
             "head" => Self::Baseline(Baseline::Head),
             "tail" => Self::Baseline(Baseline::Tail),
             "random" => Self::Baseline(Baseline::Random),
+            "auto" => Self::abridge(Method::Auto(AutoConfig::default())),
             "selective-context" => Self::abridge(Method::SelectiveContext),
             "llmlingua" => Self::abridge(Method::Llmlingua(LlmlinguaOptions::default())),
             "longllmlingua" => {

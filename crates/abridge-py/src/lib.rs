@@ -1,30 +1,29 @@
 //! `abridge._abridge`: the native half of the `abridge` Python package.
 //!
 //! A thin layer, like the CLI: it loads the models once ([`Engine`]), turns LLMLingua-style
-//! options into a [`abridge_core::CompressRequest`] ([`options`]), runs
+//! options into a plan (`abridge_core::request::llmlingua_call`), runs
 //! [`abridge_core::compress_with`] with the GIL released, and hands the result back as JSON
 //! ([`output`]). The Python side (`python/abridge`) holds `PromptCompressor`'s signature, type
 //! checks and LLMLingua's result strings; no algorithm lives in either half.
 
-mod options;
 mod output;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use abridge_core::request::llmlingua_call::LlmlinguaCall;
 use abridge_core::{
-    compress_with, Embedder, Method, Models, RankMethod, TokenClassifier, TokenCounter, TokenScorer,
+    compress_with, Classifier, CompressionOptions, Embedder, EmbedderUse, Models, TokenClassifier,
+    TokenCounter, TokenScorer, Wording,
 };
 use abridge_models::fetch::{self, SMOLLM2};
 use abridge_models::{
-    LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
     TokenClassificationModel,
 };
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use rayon::prelude::*;
-
-use crate::options::PromptOptions;
 
 /// Why a call failed, as the Python exception it becomes (with the Rust message): bad input or
 /// options are `ValueError`, a missing model file `FileNotFoundError`, anything else (a failing
@@ -56,10 +55,27 @@ impl From<Failure> for PyErr {
     }
 }
 
+/// Options as keywords: `rate=`, `rate=0.5`.
+struct Keywords;
+
+impl Wording for Keywords {
+    fn name(&self, field: &str) -> String {
+        format!("{field}=")
+    }
+
+    fn setting(&self, field: &str, value: &str) -> String {
+        match value.parse::<f64>() {
+            Ok(_) => format!("{field}={value}"),
+            Err(_) => format!("{field}={value:?}"),
+        }
+    }
+}
+
 impl From<abridge_core::Error> for Failure {
     fn from(error: abridge_core::Error) -> Self {
         match error {
             abridge_core::Error::InvalidInput(message) => Self::Value(message),
+            abridge_core::Error::InvalidOption(option) => Self::Value(option.describe(&Keywords)),
             abridge_core::Error::Model(error) => Self::Runtime(error.to_string()),
         }
     }
@@ -100,36 +116,24 @@ pub struct Engine {
 
 impl Engine {
     fn embedder(&self) -> Result<Arc<SentenceEncoder>, Failure> {
-        let mut slot = self.embedder.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(embedder) = slot.as_ref() {
-            return Ok(embedder.clone());
-        }
-        let embedder = Arc::new(SentenceEncoder::load_default().map_err(|e| {
-            Failure::from(e)
-                .map(|m| format!("rank_method=\"embedding\" needs all-MiniLM-L6-v2: {m}"))
-        })?);
-        *slot = Some(embedder.clone());
-        Ok(embedder)
+        cached(&self.embedder, || {
+            SentenceEncoder::load_default().map_err(|e| {
+                Failure::from(e)
+                    .map(|m| format!("rank_method=\"embedding\" needs all-MiniLM-L6-v2: {m}"))
+            })
+        })
     }
 
     /// Compresses one prompt described by LLMLingua-style options (JSON); returns the result
     /// as JSON. Runs without the GIL.
     fn run(&self, options_json: &str) -> Result<String, Failure> {
-        let options: PromptOptions = serde_json::from_str(options_json)
+        let call: LlmlinguaCall = serde_json::from_str(options_json)
             .map_err(|e| Failure::Value(format!("bad options: {e}")))?;
         let llmlingua2 = matches!(self.reader, Reader::Classifier(_));
-        let plan = options.to_plan(&self.counter, llmlingua2)?;
-        let wants_embedder = match &plan.request.method {
-            Method::LongLlmlingua(long) => long.rank_method == RankMethod::Embedding,
-            // Question relevance by embeddings instead of BM25.
-            Method::Llmlingua2(_) => {
-                options.rank_method == "embedding" && !options.question.trim().is_empty()
-            }
-            _ => false,
-        };
-        let embedder = match wants_embedder {
-            true => Some(self.embedder()?),
-            false => None,
+        let plan = call.to_plan(&self.counter, llmlingua2)?;
+        let embedder = match plan.plan.needs.embedder {
+            EmbedderUse::Required => Some(self.embedder()?),
+            EmbedderUse::IfInstalled | EmbedderUse::No => None,
         };
         let (scorer, classifier): (Option<&dyn TokenScorer>, Option<&dyn TokenClassifier>) =
             match &self.reader {
@@ -142,7 +146,7 @@ impl Engine {
             embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
             classifier,
         };
-        let result = compress_with(&plan.request, models, None)?;
+        let result = compress_with(&plan.plan.request, models, None)?;
         let output = output::Output::new(result, &plan, &self.counter);
         serde_json::to_string(&output).map_err(|e| Failure::Runtime(e.to_string()))
     }
@@ -253,6 +257,129 @@ fn recover(py: Python<'_>, original: &str, compressed: &str, response: &str) -> 
     py.detach(|| abridge_core::recover(original, compressed, response))
 }
 
+/// The models abridge's own entry point (`abridge.compress`) reads, each loaded on first use
+/// and kept for the process.
+#[derive(Default)]
+struct Toolkit {
+    scorer: Mutex<Option<Arc<LanguageModel>>>,
+    fast: Mutex<Option<Arc<FastClassifier>>>,
+    /// `None` inside once loading failed: MiniLM is not installed.
+    embedder: Mutex<Option<Option<Arc<SentenceEncoder>>>>,
+}
+
+/// The value in `slot`, loading it first if needed.
+fn cached<T>(
+    slot: &Mutex<Option<Arc<T>>>,
+    load: impl FnOnce() -> Result<T, Failure>,
+) -> Result<Arc<T>, Failure> {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(value) = slot.as_ref() {
+        return Ok(value.clone());
+    }
+    let value = Arc::new(load()?);
+    *slot = Some(value.clone());
+    Ok(value)
+}
+
+fn toolkit() -> &'static Toolkit {
+    static TOOLKIT: std::sync::OnceLock<Toolkit> = std::sync::OnceLock::new();
+    TOOLKIT.get_or_init(Toolkit::default)
+}
+
+/// Compresses with abridge's own request model, as the CLI and the server do: `options` is a
+/// JSON object of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
+/// `Compressed` as JSON, with the method's name under `method`. Runs without the GIL.
+#[pyfunction]
+#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None))]
+fn compress(
+    py: Python<'_>,
+    contexts: Vec<String>,
+    instruction: String,
+    question: String,
+    options: &str,
+    classifier_path: Option<PathBuf>,
+) -> PyResult<String> {
+    Ok(py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?)
+}
+
+fn run_request(
+    contexts: Vec<String>,
+    instruction: String,
+    question: String,
+    options: &str,
+    classifier_path: Option<PathBuf>,
+) -> Result<String, Failure> {
+    let options: CompressionOptions =
+        serde_json::from_str(options).map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+    let tokenizer = match &options.target_tokenizer {
+        Some(name) => name.parse::<TargetTokenizer>().map_err(Failure::from)?,
+        None => TargetTokenizer::default(),
+    };
+    let counter = TiktokenCounter::new(tokenizer);
+    let plan = options.plan(instruction, contexts, question)?;
+    let toolkit = toolkit();
+    let scorer = match plan.needs.scorer {
+        true => Some(cached(&toolkit.scorer, || {
+            Ok(LanguageModel::load(
+                &default_model()?,
+                LoadOptions::default(),
+            )?)
+        })?),
+        false => None,
+    };
+    let classifier: Option<Arc<dyn TokenClassifier + Send + Sync>> = match plan.needs.classifier {
+        None => None,
+        Some(Classifier::Fast) => Some(cached(&toolkit.fast, || {
+            Ok(FastClassifier::load_default()?)
+        })?),
+        Some(Classifier::Checkpoint) => {
+            let path = classifier_path.ok_or_else(|| {
+                Failure::Value(
+                    "method=\"llmlingua2\" needs classifier=DIR, a token-classification folder"
+                        .into(),
+                )
+            })?;
+            Some(Arc::new(TokenClassificationModel::load(&path)?))
+        }
+    };
+    let embedder = match plan.needs.embedder {
+        EmbedderUse::No => None,
+        EmbedderUse::Required => Some(cached_embedder(toolkit).ok_or_else(|| {
+            Failure::Value(
+                "rank_method=\"embedding\" needs all-MiniLM-L6-v2: run `abridge models fetch`"
+                    .into(),
+            )
+        })?),
+        EmbedderUse::IfInstalled => cached_embedder(toolkit),
+    };
+    let models = Models {
+        scorer: scorer.as_deref().map(|s| s as &dyn TokenScorer),
+        counter: &counter,
+        embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
+        classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
+    };
+    let result = compress_with(&plan.request, models, None)?;
+    let mut json = serde_json::to_value(&result).map_err(|e| Failure::Runtime(e.to_string()))?;
+    json["method"] = plan.method.name().into();
+    Ok(json.to_string())
+}
+
+/// MiniLM, if installed (without it `auto` compares sentences with the question by BM25, and
+/// says so once).
+fn cached_embedder(toolkit: &Toolkit) -> Option<Arc<SentenceEncoder>> {
+    let mut slot = toolkit.embedder.lock().unwrap_or_else(|e| e.into_inner());
+    slot.get_or_insert_with(|| match SentenceEncoder::load_default() {
+        Ok(embedder) => Some(Arc::new(embedder)),
+        Err(error) => {
+            eprintln!(
+                "abridge: no sentence embedder ({error}): question relevance falls back to BM25"
+            );
+            None
+        }
+    })
+    .clone()
+}
+
 /// Installs the default scoring model if needed and returns its path.
 #[pyfunction]
 fn fetch_default_model(py: Python<'_>) -> PyResult<PathBuf> {
@@ -287,6 +414,7 @@ fn looks_like_classifier(path: &Path) -> bool {
 fn _abridge(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(recover, m)?)?;
+    m.add_function(wrap_pyfunction!(compress, m)?)?;
     m.add_function(wrap_pyfunction!(fetch_default_model, m)?)?;
     m.add_function(wrap_pyfunction!(models_dir, m)?)?;
     m.add_function(wrap_pyfunction!(default_model_installed, m)?)?;

@@ -2,10 +2,9 @@
 //! offsets in the label map, and the question taken off when `concate_question=False`.
 
 use abridge_core::render::render;
-use abridge_core::{Compressed, Method, TokenCounter};
+use abridge_core::request::llmlingua_call::LlmlinguaPlan;
+use abridge_core::{Compressed, TokenCounter};
 use serde::Serialize;
-
-use crate::options::Plan;
 
 #[derive(Debug, Serialize)]
 pub struct Label {
@@ -40,16 +39,15 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(result: Compressed, plan: &Plan, counter: &dyn TokenCounter) -> Self {
-        let mut text = result.text;
-        let mut compressed_tokens = result.compressed_tokens;
-        if let Some(question) = &plan.strip_question {
-            // The core renders the question verbatim as the last part.
-            if let Some(head) = text.strip_suffix(question.as_str()) {
-                text = head.trim_end().to_string();
-                compressed_tokens = counter.count(&text);
+    pub fn new(result: Compressed, plan: &LlmlinguaPlan, counter: &dyn TokenCounter) -> Self {
+        let (text, compressed_tokens) = match &plan.strip_question {
+            Some(question) => {
+                let text = result.text_without(question).to_string();
+                let tokens = counter.count(&text);
+                (text, tokens)
             }
-        }
+            None => (result.text.clone(), result.compressed_tokens),
+        };
         let origin_tokens = result.origin_tokens;
         let compressed_prompt_list = result
             .contexts
@@ -92,12 +90,7 @@ impl Output {
             protected_tokens: result.protected_tokens,
             protected_over_budget: result.protected_over_budget,
             tokenizer: result.tokenizer,
-            method: match plan.request.method {
-                Method::SelectiveContext => "selective-context",
-                Method::Llmlingua(_) => "llmlingua",
-                Method::LongLlmlingua(_) => "longllmlingua",
-                Method::Llmlingua2(_) => "llmlingua2",
-            },
+            method: plan.plan.method.name(),
             model_seconds: result.timings.model_seconds,
             total_seconds: result.timings.total_seconds,
             source: result.source,

@@ -137,7 +137,7 @@ def test_bad_values_raise_value_error_with_the_fix(compressor, sample, documents
         ({"reorder_context": "random"}, "reorder"),
         ({"drop_consecutive": True}, "drop_consecutive"),
         ({"context_level_rate": 0.5}, "LLMLingua-2"),
-        ({"force_context_ids": [9]}, "no context 9"),
+        ({"force_context_ids": [9]}, "force_context_ids= names context 9"),
         ({"unit": "paragraph"}, "unknown unit"),
         ({"force_tokens": [""]}, "force token 1 is empty"),
     ]
@@ -282,7 +282,7 @@ def test_same_output_as_the_cli(compressor, sample, tmp_path):
     path = tmp_path / "in.txt"
     path.write_text(sample, encoding="utf-8")
     for rate in ["0.3", "0.5"]:
-        run = subprocess.run([cli, "compress", str(path), "--rate", rate, "--json"], capture_output=True, text=True, check=True)
+        run = subprocess.run([cli, "compress", str(path), "--method", "llmlingua", "--rate", rate, "--json"], capture_output=True, text=True, check=True)
         expected = json.loads(run.stdout)
         result = compressor.compress_prompt(sample, rate=float(rate))
         assert result["compressed_prompt"] == expected["text"]

@@ -33,8 +33,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{check_upstream_url, UpstreamConfig};
-use crate::options::CompressOptions;
+use crate::options::{counter, plan};
 use crate::{from_json, json_object, ApiError, AppState, Error};
+use abridge_core::CompressionOptions;
 
 /// Request headers forwarded upstream: credentials and OpenAI's routing headers. Everything else
 /// (cookies, hop-by-hop headers, `accept-encoding`, which would let the upstream compress a
@@ -104,7 +105,7 @@ struct Extension {
     messages: Option<Vec<usize>>,
     min_tokens: Option<usize>,
     compress_last_user: Option<bool>,
-    compress: CompressOptions,
+    compress: CompressionOptions,
 }
 
 /// One text to compress: `messages[message].content`, or its `part`-th text part.
@@ -133,8 +134,11 @@ pub async fn handle(
     let options = extension.compress.over(&state.config.compress);
     // Checked before any work, so a bad option fails the same whether or not anything is long
     // enough to compress.
-    options.to_request(String::new(), vec!["x".into()], String::new())?;
-    let counter = Arc::new(options.counter()?);
+    // (The chat's last user turn will be the question: a placeholder stands in.)
+    let reads_question = plan(&options, String::new(), vec!["x".into()], "?".into())?
+        .method
+        .reads_question();
+    let counter = Arc::new(counter(&options)?);
 
     let messages = match request.get_mut("messages") {
         Some(Value::Array(messages)) => messages,
@@ -145,6 +149,8 @@ pub async fn handle(
         }
     };
     let slots = select(messages, &extension, &state)?;
+    let last_user = last_user(messages);
+    let question = last_user.map_or_else(String::new, |i| texts(&messages[i]).join("\n"));
     let deadline = state.deadline();
     let mut origin_tokens = 0;
     let mut compressed_tokens = 0;
@@ -164,14 +170,22 @@ pub async fn handle(
         if text.trim().is_empty() || counter.count(text) < min_tokens {
             continue;
         }
-        let request = options.to_request(String::new(), vec![text.to_string()], String::new())?;
-        let result = state
-            .run_blocking(deadline, state.compression(request, Arc::clone(&counter)))
-            .await??;
+        // A question-aware method reads the last user turn as the question (not when that turn
+        // is the text compressed); the question stays in its own message.
+        let question = match reads_question && Some(slot.message) != last_user {
+            true => question.clone(),
+            false => String::new(),
+        };
+        let mut plan = plan(&options, String::new(), vec![text.to_string()], question)?;
+        plan.set_question_aside(counter.as_ref());
+        let question = plan.request.question.clone();
+        let job = state.compression(plan, Arc::clone(&counter))?;
+        let result = state.run_blocking(deadline, job).await??;
         state
             .metrics
             .record_compression(result.origin_tokens, result.compressed_tokens);
-        set_slot_text(messages, &slot, result.text);
+        let text = result.text_without(&question).to_string();
+        set_slot_text(messages, &slot, text);
         compressed += 1;
     }
     for message in messages.iter() {
@@ -211,12 +225,6 @@ fn select(
     if extension.enabled == Some(false) {
         return Ok(Vec::new());
     }
-    let role = |message: &Value| {
-        message
-            .get("role")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
     for (i, message) in messages.iter().enumerate() {
         if role(message).is_none() {
             return Err(ApiError::invalid(format!(
@@ -229,9 +237,7 @@ fn select(
     let compress_last_user = extension
         .compress_last_user
         .unwrap_or(proxy.compress_last_user);
-    let last_user = messages
-        .iter()
-        .rposition(|m| role(m).as_deref() == Some("user"));
+    let last_user = last_user(messages);
     let chosen: Vec<usize> = match &extension.messages {
         Some(indices) => {
             if let Some(&i) = indices.iter().find(|&&i| i >= messages.len()) {
@@ -273,6 +279,20 @@ fn select(
         }
     }
     Ok(slots)
+}
+
+fn role(message: &Value) -> Option<String> {
+    message
+        .get("role")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The index of the last user message: the question the LLM is asked.
+fn last_user(messages: &[Value]) -> Option<usize> {
+    messages
+        .iter()
+        .rposition(|m| role(m).as_deref() == Some("user"))
 }
 
 /// `{"type": "text", "text": "..."}`.

@@ -2,7 +2,7 @@
 //!
 //! The body is LLMLingua's call flattened: `instruction`, `context` (a string or a list of
 //! strings; `contexts` is accepted too), `question`, `label_map`, and every
-//! [`CompressOptions`] field. The answer is [`abridge_core::Compressed`]: text, counts, ratio,
+//! [`CompressionOptions`] field (`method` defaults to `auto`). The answer is [`abridge_core::Compressed`]: text, counts, ratio,
 //! rate and timings; with `"label_map": true` also `source` and its `spans`.
 
 use std::sync::Arc;
@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{Map, Value};
 
-use crate::options::CompressOptions;
+use abridge_core::CompressionOptions;
+
+use crate::options::{counter, plan};
 use crate::{from_json, json_object, json_type, ApiError, AppState};
 
 pub async fn handle(
@@ -44,13 +46,12 @@ pub async fn handle(
             )))
         }
     };
-    let options: CompressOptions = from_json(Value::Object(fields), "")?;
+    let options: CompressionOptions = from_json(Value::Object(fields), "")?;
     let options = options.over(&state.config.compress);
-    let request = options.to_request(instruction, contexts, question)?;
-    let counter = Arc::new(options.counter()?);
-    let result = state
-        .run_blocking(state.deadline(), state.compression(request, counter))
-        .await??;
+    let plan = plan(&options, instruction, contexts, question)?;
+    let counter = Arc::new(counter(&options)?);
+    let job = state.compression(plan, counter)?;
+    let result = state.run_blocking(state.deadline(), job).await??;
     state
         .metrics
         .record_compression(result.origin_tokens, result.compressed_tokens);

@@ -14,8 +14,11 @@
 //! compress_last_user = false           # the question itself is never compressed by default
 //!
 //! [compress]                           # default options of every compression
-//! method = "llmlingua"
+//! method = "auto"
 //! rate = 0.5
+//!
+//! [models]
+//! classifier = "/models/llmlingua-2-xlm-roberta-large-meetingbank"   # for "method": "llmlingua2"
 //!
 //! [limits]
 //! max_body_bytes = 8388608
@@ -29,7 +32,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::options::CompressOptions;
+use abridge_core::CompressionOptions;
+
 use crate::Error;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,8 +42,18 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub proxy: ProxyConfig,
     /// Defaults under every request's own options.
-    pub compress: CompressOptions,
+    pub compress: CompressionOptions,
+    pub models: ModelsConfig,
     pub limits: Limits,
+}
+
+/// Models besides the scoring LM, abridge-fast and MiniLM (which `abridge serve` loads when
+/// installed).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// A *ForTokenClassification folder (an LLMLingua-2 checkpoint) for `"method": "llmlingua2"`.
+    pub classifier: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,9 +189,13 @@ impl Config {
         }
         // Build a request from the defaults alone, so bad defaults fail at startup rather than
         // on every request.
-        self.compress
-            .to_request(String::new(), vec!["x".into()], String::new())
-            .map_err(|e| format!("[compress]: {}", e.message))?;
+        crate::options::plan(
+            &self.compress,
+            String::new(),
+            vec!["x".into()],
+            String::new(),
+        )
+        .map_err(|e| format!("[compress]: {}", e.message))?;
         Ok(())
     }
 
@@ -257,7 +275,7 @@ mod tests {
             "{error}"
         );
         let error = Config::parse("[compress]\nmethod = \"zip\"").unwrap_err();
-        assert!(error.contains("unknown method `zip`"), "{error}");
+        assert!(error.contains("`zip` is not a method"), "{error}");
         let error = Config::parse("[upstream]\nurl = \"ftp://x\"").unwrap_err();
         assert!(error.contains("http or https"), "{error}");
         let error = Config::parse("[limits]\nrequest_timeout_seconds = -1").unwrap_err();

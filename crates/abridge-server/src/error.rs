@@ -65,6 +65,9 @@ impl From<abridge_core::Error> for ApiError {
     fn from(error: abridge_core::Error) -> Self {
         match error {
             abridge_core::Error::InvalidInput(message) => Self::invalid(message),
+            abridge_core::Error::InvalidOption(option) => {
+                Self::invalid(option.describe(&crate::options::JsonFields))
+            }
             abridge_core::Error::Model(error) => {
                 Self::internal(format!("the scoring model failed: {error}"))
             }

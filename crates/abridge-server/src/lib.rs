@@ -21,7 +21,10 @@ pub mod pool;
 use std::future::Future;
 use std::sync::Arc;
 
-use abridge_core::{CompressRequest, Compressed, Embedder, Models, TokenCounter, TokenScorer};
+use abridge_core::{
+    Classifier, Compressed, CompressionPlan, Embedder, EmbedderUse, Models, TokenClassifier,
+    TokenCounter, TokenScorer,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -46,12 +49,19 @@ const INDEX_HTML: &str = include_str!("../static/index.html");
 pub struct AppState {
     pub config: Config,
     pub scorer: Arc<dyn TokenScorer + Send + Sync>,
-    /// For LongLLMLingua's `embedding` ranker, when one is installed.
+    /// For question relevance (`auto`) and the `embedding` ranker, when one is installed.
     pub embedder: Option<Arc<dyn Embedder + Send + Sync>>,
+    /// abridge-fast's classifier (`auto`, `fast`), when installed.
+    pub fast: Option<Arc<dyn TokenClassifier + Send + Sync>>,
+    /// The LLMLingua-2 checkpoint of the config's `[models] classifier` (`llmlingua2`).
+    pub llmlingua2: Option<Arc<dyn TokenClassifier + Send + Sync>>,
     pub pool: Pool,
     pub metrics: Metrics,
     upstream: Option<chat::Upstream>,
 }
+
+/// A compression job for the pool.
+type Job = Box<dyn FnOnce() -> abridge_core::Result<Compressed> + Send + 'static>;
 
 impl AppState {
     pub fn new(config: Config, scorer: Arc<dyn TokenScorer + Send + Sync>) -> Result<Self, Error> {
@@ -61,35 +71,73 @@ impl AppState {
             config,
             scorer,
             embedder: None,
+            fast: None,
+            llmlingua2: None,
             pool,
             metrics: Metrics::default(),
             upstream,
         })
     }
 
-    /// Adds a sentence embedder (all-MiniLM-L6-v2) for the `embedding` rank method.
+    /// Adds a sentence embedder (all-MiniLM-L6-v2) for question relevance and the `embedding`
+    /// rank method.
     pub fn with_embedder(mut self, embedder: Arc<dyn Embedder + Send + Sync>) -> Self {
         self.embedder = Some(embedder);
         self
     }
 
-    /// A job for [`Self::run_blocking`] that compresses `request` with the state's models.
+    /// Adds abridge-fast's classifier (`auto`, `fast`).
+    pub fn with_fast(mut self, classifier: Arc<dyn TokenClassifier + Send + Sync>) -> Self {
+        self.fast = Some(classifier);
+        self
+    }
+
+    /// Adds an LLMLingua-2 checkpoint (`llmlingua2`).
+    pub fn with_llmlingua2(mut self, classifier: Arc<dyn TokenClassifier + Send + Sync>) -> Self {
+        self.llmlingua2 = Some(classifier);
+        self
+    }
+
+    /// A job for [`Self::run_blocking`] that compresses the plan's request with the models it
+    /// needs, or why the server cannot.
     fn compression<C: TokenCounter + Send + Sync + 'static>(
         &self,
-        request: CompressRequest,
+        plan: CompressionPlan,
         counter: Arc<C>,
-    ) -> impl FnOnce() -> abridge_core::Result<Compressed> + Send + 'static {
+    ) -> Result<Job, ApiError> {
+        let unavailable = |message: &str| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model_unavailable",
+                message,
+            )
+        };
+        let classifier = match plan.needs.classifier {
+            None => None,
+            Some(Classifier::Fast) => Some(self.fast.clone().ok_or_else(|| {
+                unavailable("this server has no abridge-fast classifier (`auto` and `fast` read it): install it with `abridge models fetch` and restart, or pass another \"method\"")
+            })?),
+            Some(Classifier::Checkpoint) => Some(self.llmlingua2.clone().ok_or_else(|| {
+                unavailable("this server has no LLMLingua-2 classifier: set [models] classifier = \"DIR\" in its config, or use \"method\": \"fast\"")
+            })?),
+        };
+        let embedder = match plan.needs.embedder {
+            EmbedderUse::No => None,
+            EmbedderUse::IfInstalled => self.embedder.clone(),
+            EmbedderUse::Required => Some(self.embedder.clone().ok_or_else(|| {
+                unavailable("this server has no sentence embedder (all-MiniLM-L6-v2): install it with `abridge models fetch`, or choose another \"rank_method\"")
+            })?),
+        };
         let scorer = Arc::clone(&self.scorer);
-        let embedder = self.embedder.clone();
-        move || {
+        Ok(Box::new(move || {
             let models = Models {
                 scorer: Some(scorer.as_ref()),
                 counter: counter.as_ref(),
                 embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
-                classifier: None,
+                classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
             };
-            abridge_core::compress_with(&request, models, None)
-        }
+            abridge_core::compress_with(&plan.request, models, None)
+        }))
     }
 
     /// When a request that starts now must have finished compressing.
@@ -354,13 +402,13 @@ mod tests {
     #[test]
     fn type_errors_name_the_field() {
         let value = serde_json::json!({"rate": "half"});
-        let error = from_json::<options::CompressOptions>(value.clone(), "").unwrap_err();
+        let error = from_json::<abridge_core::CompressionOptions>(value.clone(), "").unwrap_err();
         assert!(
             error.message.starts_with("rate: invalid type"),
             "{}",
             error.message
         );
-        let error = from_json::<options::CompressOptions>(value, "abridge").unwrap_err();
+        let error = from_json::<abridge_core::CompressionOptions>(value, "abridge").unwrap_err();
         assert!(
             error.message.starts_with("abridge.rate: "),
             "{}",

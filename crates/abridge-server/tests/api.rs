@@ -163,7 +163,7 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
                 .into_bytes(),
             400,
             "invalid_request",
-            "rate must be in (0, 1]",
+            "`rate` must be in (0, 1]",
         ),
         (
             json!({"context": "text", "rate": 0})
@@ -171,7 +171,7 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
                 .into_bytes(),
             400,
             "invalid_request",
-            "rate must be in (0, 1]",
+            "`rate` must be in (0, 1]",
         ),
         (
             json!({"context": "text", "rate": 0.5, "target_token": 9})
@@ -179,7 +179,7 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
                 .into_bytes(),
             400,
             "invalid_request",
-            "only one budget",
+            "give only one of rate, target_token and threshold",
         ),
         (
             json!({"context": "text", "method": "llmlingua-9"})
@@ -187,7 +187,7 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
                 .into_bytes(),
             400,
             "invalid_request",
-            "unknown method `llmlingua-9`",
+            "`llmlingua-9` is not a method",
         ),
         (
             json!({"context": "text", "compression": 2})
@@ -238,12 +238,12 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
             "invalid protect pattern",
         ),
         (
-            json!({"context": "text", "force_context_ids": [3]})
+            json!({"context": "text", "method": "llmlingua", "force_context_ids": [3]})
                 .to_string()
                 .into_bytes(),
             400,
             "invalid_request",
-            "no context 3",
+            "names context 3, and there is no such context",
         ),
         (
             json!({"context": "text", "target_tokenizer": "gpt2"})

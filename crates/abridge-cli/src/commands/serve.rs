@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use abridge_models::SentenceEncoder;
+use abridge_models::{FastClassifier, SentenceEncoder, TokenClassificationModel};
 use abridge_server::{AppState, Config};
 use anyhow::Context;
 
@@ -49,11 +49,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::ensure!(workers > 0, "--workers must be at least 1");
         config.limits.workers = workers;
     }
+    let llmlingua2 = match &config.models.classifier {
+        Some(dir) => Some(Arc::new(
+            TokenClassificationModel::load(dir)
+                .with_context(|| format!("[models] classifier = {}", dir.display()))?,
+        )),
+        None => None,
+    };
     let model = Arc::new(args.model.load()?);
     let mut state = AppState::new(config, model)?;
+    if let Some(classifier) = llmlingua2 {
+        state = state.with_llmlingua2(classifier);
+    }
+    match FastClassifier::load_default() {
+        Ok(fast) => state = state.with_fast(Arc::new(fast)),
+        Err(e) => tracing::warn!(
+            "no abridge-fast classifier, so no auto or fast method: {e} (`abridge models fetch` installs it)"
+        ),
+    }
     match SentenceEncoder::load_default() {
         Ok(embedder) => state = state.with_embedder(Arc::new(embedder)),
-        Err(e) => tracing::warn!("no embedding ranker: {e} (`abridge models fetch` installs it)"),
+        Err(e) => tracing::warn!(
+            "no sentence embedder: auto's question relevance falls back to BM25 and the embedding ranker is off: {e} (`abridge models fetch` installs it)"
+        ),
     }
     let state = Arc::new(state);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -12,12 +12,13 @@ use abridge_models::LanguageModel;
 use abridge_soft::compressed::is_compressed;
 use abridge_soft::compressor_eval::{self, Setting, Window};
 use abridge_soft::{
-    fit, prefix, CompressedPrompt, Compressor, FitOptions, Init, Method, ModelId, Objective,
-    SoftPrompt, Task,
+    fit, prefix, CompressedPrompt, Compressor, FitOptions, Init, ModelId, Objective, SoftPrompt,
+    Task,
 };
 use anyhow::Context;
 use serde::Serialize;
 
+use super::soft_train::MethodArg;
 use crate::input::read_text;
 use crate::model::ModelArgs;
 
@@ -111,30 +112,6 @@ pub struct FitArgs {
 
     #[command(flatten)]
     model: ModelArgs,
-}
-
-/// A trained compressor's method on the command line (`compress`, `train`).
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(super) enum MethodArg {
-    /// Memory slots (the encoder's final hidden states) read as input embeddings by the frozen
-    /// model.
-    Icae,
-    /// The encoder's per-layer keys and values at the memory positions as the frozen model's KV
-    /// prefix.
-    #[value(name = "500x")]
-    KvPrefix,
-    /// The 500x data flow with the adapted model as the decoder.
-    Gist,
-}
-
-impl MethodArg {
-    pub(super) fn method(self) -> Method {
-        match self {
-            Self::Icae => Method::Icae,
-            Self::KvPrefix => Method::KvPrefix,
-            Self::Gist => Method::Gist,
-        }
-    }
 }
 
 #[derive(clap::Args)]

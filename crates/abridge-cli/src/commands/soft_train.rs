@@ -13,12 +13,35 @@ use abridge_soft::compressor_eval::{self, Baselines, CompressorScores, Setting};
 use abridge_soft::objective::Window;
 use abridge_soft::train::{state_path, TrainOptions, Trainer};
 use abridge_soft::Compressor;
-use abridge_soft::ModelId;
+use abridge_soft::{Method, ModelId};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::soft::MethodArg;
 use crate::model::ModelArgs;
+
+/// A trained compressor's method on the command line (`compress`, `train`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(super) enum MethodArg {
+    /// Memory slots (the encoder's final hidden states) read as input embeddings by the frozen
+    /// model.
+    Icae,
+    /// The encoder's per-layer keys and values at the memory positions as the frozen model's KV
+    /// prefix.
+    #[value(name = "500x")]
+    KvPrefix,
+    /// The 500x data flow with the adapted model as the decoder.
+    Gist,
+}
+
+impl MethodArg {
+    pub(super) fn method(self) -> Method {
+        match self {
+            Self::Icae => Method::Icae,
+            Self::KvPrefix => Method::KvPrefix,
+            Self::Gist => Method::Gist,
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct TrainArgs {

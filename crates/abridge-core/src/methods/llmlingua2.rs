@@ -33,15 +33,20 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use super::llmlingua::validate_context_ids;
+use super::{Decision, Scoring, Stage, Stages};
 use crate::budget::{Budget, Target};
-use crate::methods::llmlingua::{context_units, forced_contexts};
+use crate::coarse::contexts::{
+    context_sizes, context_units, drop_contexts, forced_contexts, kept_tokens,
+};
+use crate::error::{Fix, OptionError};
 use crate::prompt::Prompt;
 use crate::rank::{bm25, embedding};
 use crate::score::{aggregate, Meter};
 use crate::segment::sentences::sentence_starts;
 use crate::segment::{body, group_words, is_cjk, Segmenter, Words};
 use crate::select::{select, Plan, Role};
-use crate::{Embedder, Error, Result, TokenClassifier, TokenCounter};
+use crate::{CompressRequest, Embedder, Error, Result, TokenClassifier, TokenCounter};
 
 /// LLMLingua-2's options, with its names; defaults as `compress_prompt_llmlingua2`'s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,36 +87,46 @@ impl Default for Llmlingua2Options {
 }
 
 impl Llmlingua2Options {
-    pub(crate) fn validate(&self, contexts: usize, budget: &Budget) -> Result<()> {
+    fn check(&self, contexts: usize, budget: &Budget) -> Result<()> {
         if let Budget::Threshold(threshold) = budget {
             if !(0.0..=1.0).contains(threshold) {
-                return Err(Error::InvalidInput(format!(
-                    "LLMLingua-2's threshold is a keep probability in [0, 1], got {threshold}: pass e.g. --threshold 0.5"
-                )));
+                return Err(OptionError::new(
+                    "threshold",
+                    format!("is a keep probability in [0, 1] for LLMLingua-2, got {threshold}"),
+                    Fix::Example("0.5".into()),
+                )
+                .into());
             }
         }
-        if let Some(&id) = self.force_context_ids.iter().find(|&&id| id >= contexts) {
-            return Err(Error::InvalidInput(format!(
-                "force_context_ids: there is no context {id}; ids are 0-based and there are {contexts} contexts"
-            )));
-        }
+        validate_context_ids(&self.force_context_ids, contexts)?;
         if let Some(rate) = self.context_level_rate {
             if !(rate > 0.0 && rate <= 1.0) {
-                return Err(Error::InvalidInput(format!(
-                    "context_level_rate must be in (0, 1], got {rate}"
-                )));
+                return Err(OptionError::new(
+                    "context_level_rate",
+                    format!("must be in (0, 1], got {rate}"),
+                    Fix::None,
+                )
+                .into());
             }
         }
-        if self.target_context == Some(0) || self.context_level_target_token == Some(0) {
-            return Err(Error::InvalidInput(
-                "target_context and context_level_target_token must be at least 1".into(),
-            ));
+        for (field, value) in [
+            ("target_context", self.target_context),
+            (
+                "context_level_target_token",
+                self.context_level_target_token,
+            ),
+        ] {
+            if value == Some(0) {
+                return Err(OptionError::new(field, "must be at least 1", Fix::None).into());
+            }
         }
         if !(0.0..=1.0).contains(&self.question_weight) {
-            return Err(Error::InvalidInput(format!(
-                "question_weight must be in [0, 1], got {}",
-                self.question_weight
-            )));
+            return Err(OptionError::new(
+                "question_weight",
+                format!("must be in [0, 1], got {}", self.question_weight),
+                Fix::None,
+            )
+            .into());
         }
         Ok(())
     }
@@ -192,99 +207,113 @@ pub(crate) fn words(text: &str, tokens: &[Token], force: &[Range<usize>]) -> Vec
 }
 
 /// The models and counts scoring reads.
-pub(crate) struct Inputs<'a> {
-    pub tokens: &'a [Vec<Token>],
-    pub question: &'a str,
-    pub embedder: Option<&'a dyn Embedder>,
-    pub counter: &'a dyn TokenCounter,
-    pub budget: Budget,
-    pub target: Target,
+struct Inputs<'a> {
+    tokens: &'a [Vec<Token>],
+    question: &'a str,
+    embedder: Option<&'a dyn Embedder>,
+    counter: &'a dyn TokenCounter,
+    budget: Budget,
+    target: Target,
     /// Text tokens the classifier reads at once (compat mode's chunk size).
-    pub window: usize,
+    window: usize,
     /// Units whose body is a force token (for `drop_consecutive`).
-    pub force_units: &'a [bool],
+    force_units: &'a [bool],
 }
 
-/// Each unit's score and whether it is kept.
-pub(crate) struct Scored {
-    pub scores: Vec<Option<f32>>,
-    pub kept: Vec<bool>,
-}
-
-/// Scores the units, runs the context filter (marking dropped contexts [`Role::Exclude`] in
-/// `plan`) and selects.
-pub(crate) fn score(
-    prompt: &Prompt,
-    plan: &mut Plan,
-    options: &Llmlingua2Options,
-    inputs: &Inputs,
-) -> Result<Scored> {
-    let text = prompt.text.as_str();
-    let spans: Vec<Range<usize>> = inputs
-        .tokens
-        .iter()
-        .flatten()
-        .map(|t| t.0.clone())
-        .collect();
-    let probabilities: Vec<f32> = inputs.tokens.iter().flatten().map(|t| t.1).collect();
-    let mut scores = aggregate(&plan.units, &spans, &probabilities);
-    if !inputs.question.trim().is_empty() && options.question_weight > 0.0 && !options.compat {
-        let relevance = sentence_relevance(text, plan, inputs.question, inputs.embedder)?;
-        let w = options.question_weight;
-        for (score, r) in scores.iter_mut().zip(relevance) {
-            *score = score.map(|p| (1.0 - w) * p + w * r);
-        }
+impl Stages for Llmlingua2Options {
+    fn validate(&self, request: &CompressRequest) -> Result<()> {
+        self.check(request.contexts.len(), &request.budget)
     }
 
-    let units_of = context_units(prompt, &plan.units);
-    let context_sizes: Vec<usize> = prompt
-        .contexts
-        .iter()
-        .map(|c| inputs.counter.count(&text[c.clone()]))
-        .collect();
-    let mut kept_contexts = vec![true; prompt.contexts.len()];
-    if options.use_context_level_filter && prompt.contexts.len() > 1 {
-        let rate = context_level_rate(options, inputs.budget, &context_sizes);
-        let means: Vec<f64> = units_of
-            .iter()
-            .map(|units| {
-                let values: Vec<f64> = units
-                    .clone()
-                    .filter(|&i| matches!(plan.roles[i], Role::Group(_)))
-                    .filter_map(|i| scores[i].map(f64::from))
-                    .collect();
-                values.iter().sum::<f64>() / values.len().max(1) as f64
-            })
-            .collect();
-        let threshold = percentile(&means, (100.0 * (1.0 - rate)).floor());
-        let forced = forced_contexts(prompt, &options.force_context_ids);
-        for (c, units) in units_of.iter().enumerate() {
-            kept_contexts[c] = forced[c] || means[c] >= threshold;
-            if !kept_contexts[c] {
-                plan.roles[units.clone()].fill(Role::Exclude);
-            }
-        }
+    fn classifies(&self) -> bool {
+        true
     }
 
-    let kept = if options.compat {
-        let kept_tokens: usize = context_sizes
-            .iter()
-            .zip(&kept_contexts)
-            .filter(|(_, kept)| **kept)
-            .map(|(size, _)| size)
-            .sum();
-        let rate = match inputs.budget {
-            Budget::Rate(rate) => Some(rate),
-            Budget::TargetTokens(tokens) => {
-                Some((tokens as f64 / kept_tokens.max(1) as f64).min(1.0))
-            }
-            Budget::Threshold(_) => None,
+    /// Scores the units, runs the context filter (dropping whole contexts from `plan`) and
+    /// selects.
+    fn score(&self, stage: &mut Stage, input: &Scoring, plan: &mut Plan) -> Result<Decision> {
+        let prompt = input.prompt;
+        let text = prompt.text.as_str();
+        let force_units = force_units(text, &plan.units, &stage.request.protect.force_tokens);
+        let inputs = Inputs {
+            tokens: input.classified,
+            question: &stage.request.question,
+            embedder: stage.embedder,
+            counter: stage.counter,
+            budget: stage.request.budget,
+            target: stage.target,
+            window: stage.classifier.map_or(usize::MAX, |c| c.window_tokens()),
+            force_units: &force_units,
         };
-        compat_keep(text, plan, &scores, inputs, &units_of, rate, options)
-    } else {
-        select_words(text, plan, &scores, inputs, options.drop_consecutive)
-    };
-    Ok(Scored { scores, kept })
+        let (scores, kept) = self.decide(prompt, plan, &inputs)?;
+        Ok(Decision::Kept { scores, kept })
+    }
+}
+
+impl Llmlingua2Options {
+    fn decide(
+        &self,
+        prompt: &Prompt,
+        plan: &mut Plan,
+        inputs: &Inputs,
+    ) -> Result<(Vec<Option<f32>>, Vec<bool>)> {
+        let options = self;
+        let text = prompt.text.as_str();
+        let spans: Vec<Range<usize>> = inputs
+            .tokens
+            .iter()
+            .flatten()
+            .map(|t| t.0.clone())
+            .collect();
+        let probabilities: Vec<f32> = inputs.tokens.iter().flatten().map(|t| t.1).collect();
+        let mut scores = aggregate(&plan.units, &spans, &probabilities);
+        if !inputs.question.trim().is_empty() && options.question_weight > 0.0 && !options.compat {
+            let relevance = sentence_relevance(text, plan, inputs.question, inputs.embedder)?;
+            let w = options.question_weight;
+            for (score, r) in scores.iter_mut().zip(relevance) {
+                *score = score.map(|p| (1.0 - w) * p + w * r);
+            }
+        }
+
+        let units_of = context_units(prompt, &plan.units);
+        let context_sizes = context_sizes(prompt, inputs.counter);
+        let mut kept_contexts = vec![true; prompt.contexts.len()];
+        if options.use_context_level_filter && prompt.contexts.len() > 1 {
+            let rate = context_level_rate(options, inputs.budget, &context_sizes);
+            let means: Vec<f64> = units_of
+                .iter()
+                .map(|units| {
+                    let values: Vec<f64> = units
+                        .clone()
+                        .filter(|&i| matches!(plan.roles[i], Role::Group(_)))
+                        .filter_map(|i| scores[i].map(f64::from))
+                        .collect();
+                    values.iter().sum::<f64>() / values.len().max(1) as f64
+                })
+                .collect();
+            let threshold = percentile(&means, (100.0 * (1.0 - rate)).floor());
+            let forced = forced_contexts(prompt, &options.force_context_ids);
+            for c in 0..units_of.len() {
+                kept_contexts[c] = forced[c] || means[c] >= threshold;
+            }
+            drop_contexts(plan, &units_of, &kept_contexts);
+        }
+
+        let kept = if options.compat {
+            let kept_tokens = kept_tokens(&context_sizes, &kept_contexts);
+            let rate = match inputs.budget {
+                Budget::Rate(rate) => Some(rate),
+                Budget::TargetTokens(tokens) => {
+                    Some((tokens as f64 / kept_tokens.max(1) as f64).min(1.0))
+                }
+                Budget::Threshold(_) => None,
+            };
+            compat_keep(text, plan, &scores, inputs, &units_of, rate, options)
+        } else {
+            select_words(text, plan, &scores, inputs, options.drop_consecutive)
+        };
+        Ok((scores, kept))
+    }
 }
 
 /// The fraction of contexts the filter keeps: `target_context`, `context_level_target_token` or
@@ -459,11 +488,7 @@ fn select_words(
 }
 
 /// Units whose body is exactly one of `force_tokens` (whitespace ignored).
-pub(crate) fn force_units(
-    text: &str,
-    units: &[Range<usize>],
-    force_tokens: &[String],
-) -> Vec<bool> {
+fn force_units(text: &str, units: &[Range<usize>], force_tokens: &[String]) -> Vec<bool> {
     units
         .iter()
         .map(|unit| {

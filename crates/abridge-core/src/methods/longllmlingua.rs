@@ -24,21 +24,24 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::llmlingua::{
-    context_target, context_units, forced_contexts, iterate, Fine, Quota, Scored, Stream,
-};
-use super::ContextBudget;
+use super::llmlingua::validate_windows_and_context_ids;
+use super::{ContextBudget, Decision, Scoring, Stage, Stages};
 use crate::budget::Target;
 use crate::coarse::context_filter::take_within_budget;
+use crate::coarse::contexts::{
+    context_sizes, context_target, context_units, drop_contexts, forced_contexts,
+};
 use crate::coarse::dynamic_ratio;
 use crate::coarse::sentence_filter::{select_sentences, KeepSentences};
+use crate::coarse::Arrangement;
 use crate::coarse::Reorder;
+use crate::error::{Fix, OptionError};
+use crate::fine::{iterate, Fine, Quota, Stream};
 use crate::prompt::Prompt;
 use crate::rank::{rank_with, QuestionPosition, RankMethod};
-use crate::score::Meter;
 use crate::segment::{body, Segmenter, Sentences};
 use crate::select::{Plan, Role};
-use crate::{Embedder, Error, Result, TokenCounter, TokenScorer};
+use crate::{CompressRequest, Error, Result};
 
 /// LongLLMLingua's options, with LLMLingua's names. The default is the paper's setting
 /// ([`LongLlmlinguaOptions::paper`]).
@@ -135,32 +138,36 @@ impl LongLlmlinguaOptions {
         }
     }
 
-    pub(crate) fn validate(&self, contexts: usize, question: &str) -> Result<()> {
-        super::llmlingua::validate_windows_and_context_ids(
-            self.iterative_size,
-            &self.force_context_ids,
-            contexts,
-        )?;
+    fn check(&self, contexts: usize, question: &str) -> Result<()> {
+        validate_windows_and_context_ids(self.iterative_size, &self.force_context_ids, contexts)?;
         let delta = self.dynamic_context_compression_ratio;
         if !(0.0..=1.0).contains(&delta) {
-            return Err(Error::InvalidInput(format!(
-                "dynamic_context_compression_ratio must be in [0, 1], got {delta}: the paper uses 0.3 or 0.4"
-            )));
+            return Err(OptionError::new(
+                "dynamic_context_compression_ratio",
+                format!("must be in [0, 1], got {delta}"),
+                Fix::Example("0.3".into()),
+            )
+            .into());
         }
         if !(self.token_budget_ratio.is_finite() && self.token_budget_ratio > 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "token_budget_ratio must be a positive number, got {}: LLMLingua's default is 1.4",
-                self.token_budget_ratio
-            )));
+            return Err(OptionError::new(
+                "token_budget_ratio",
+                format!("must be a positive number, got {}", self.token_budget_ratio),
+                Fix::Example("1.4".into()),
+            )
+            .into());
         }
         let needs_question = self.rank_method.uses_question() || self.conditions_tokens();
         if needs_question && question.trim().is_empty() {
-            return Err(Error::InvalidInput(
-                "LongLLMLingua compresses the documents for a question, and no question was given: \
-                 pass it with --question (library: CompressRequest::question), or use --method llmlingua \
-                 to compress without one"
-                    .into(),
-            ));
+            return Err(OptionError::new(
+                "question",
+                "is missing, and LongLLMLingua compresses the documents for a question",
+                Fix::Text(
+                    "give the question, or use method llmlingua or auto to compress without one"
+                        .into(),
+                ),
+            )
+            .into());
         }
         Ok(())
     }
@@ -232,312 +239,267 @@ impl From<ConditionInQuestion> for String {
     }
 }
 
-/// The coarse stage's decisions about whole documents.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Arrangement {
-    /// The documents (input indices) in their new order: the kept ones as arranged, then the
-    /// dropped ones in input order (with `reorder_context="original"`, simply input order).
-    pub order: Vec<usize>,
-    /// Whether the document at each new position is kept.
-    pub kept: Vec<bool>,
-    /// The keep-ratio offset of the document at each new position (dynamic ratio).
-    pub offsets: Vec<f64>,
-}
+impl Stages for LongLlmlinguaOptions {
+    fn validate(&self, request: &CompressRequest) -> Result<()> {
+        self.check(request.contexts.len(), &request.question)
+    }
 
-impl Arrangement {
-    fn identity(documents: usize) -> Self {
-        Self {
-            order: (0..documents).collect(),
-            kept: vec![true; documents],
-            offsets: vec![0.0; documents],
+    /// Ranks the documents of `prompt` (in input order), keeps those that fit the coarse budget
+    /// and arranges them.
+    fn arrange(&self, stage: &mut Stage, prompt: &Prompt) -> Result<Arrangement> {
+        let options = self;
+        let request = stage.request;
+        let (question, target, counter) = (request.question.as_str(), stage.target, stage.counter);
+        let (scorer, embedder) = (stage.scorer(), stage.embedder);
+        let meter = &mut *stage.meter;
+        let n = prompt.contexts.len();
+        let budget = context_target(prompt, target, counter)
+            .filter(|_| options.use_context_level_filter)
+            .map(|t| options.context_budget.apply(t as f64));
+        let ranking_matters = budget.is_some()
+            || options.reorder_context != Reorder::Original
+            || options.dynamic_context_compression_ratio > 0.0;
+        if n < 2 || !ranking_matters {
+            return Ok(Arrangement::identity(n));
         }
-    }
-
-    /// The contexts in the new order.
-    pub fn arrange<T: Clone>(&self, contexts: &[T]) -> Vec<T> {
-        self.order.iter().map(|&i| contexts[i].clone()).collect()
-    }
-}
-
-/// Ranks the documents of `prompt` (in input order), keeps those that fit the coarse budget and
-/// arranges them.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn arrange(
-    prompt: &Prompt,
-    question: &str,
-    options: &LongLlmlinguaOptions,
-    target: Target,
-    scorer: &dyn TokenScorer,
-    embedder: Option<&dyn Embedder>,
-    counter: &dyn TokenCounter,
-    meter: &mut Meter,
-) -> Result<Arrangement> {
-    let n = prompt.contexts.len();
-    let budget = context_target(prompt, target, counter)
-        .filter(|_| options.use_context_level_filter)
-        .map(|t| options.context_budget.apply(t as f64));
-    let ranking_matters = budget.is_some()
-        || options.reorder_context != Reorder::Original
-        || options.dynamic_context_compression_ratio > 0.0;
-    if n < 2 || !ranking_matters {
-        return Ok(Arrangement::identity(n));
-    }
-    let documents: Vec<&str> = prompt
-        .contexts
-        .iter()
-        .map(|c| &prompt.text[c.clone()])
-        .collect();
-    let ranked: Vec<usize> = rank_with(
-        options.rank_method,
-        options.rank_position(),
-        &documents,
-        question,
-        scorer,
-        embedder,
-        meter,
-    )?
-    .into_iter()
-    .map(|r| r.index)
-    .collect();
-    let kept = match budget {
-        Some(budget) => {
-            let sizes: Vec<usize> = documents.iter().map(|d| counter.count(d)).collect();
-            let forced = forced_contexts(prompt, &options.force_context_ids);
-            take_within_budget(&ranked, &forced, &sizes, budget)
-        }
-        None => vec![true; n],
-    };
-    let kept_ranked: Vec<usize> = ranked.iter().copied().filter(|&d| kept[d]).collect();
-    let mut offset_of = vec![0.0; n];
-    for (&d, offset) in kept_ranked.iter().zip(dynamic_ratio::offsets(
-        kept_ranked.len(),
-        options.dynamic_context_compression_ratio,
-    )) {
-        offset_of[d] = offset;
-    }
-    let order: Vec<usize> = match options.reorder_context {
-        Reorder::Original => (0..n).collect(),
-        reorder => reorder
-            .apply(&kept_ranked)
-            .into_iter()
-            .chain((0..n).filter(|&d| !kept[d]))
-            .collect(),
-    };
-    Ok(Arrangement {
-        kept: order.iter().map(|&d| kept[d]).collect(),
-        offsets: order.iter().map(|&d| offset_of[d]).collect(),
-        order,
-    })
-}
-
-/// The fine stage on the arranged prompt: drops the documents the coarse stage dropped and, if
-/// asked, the least relevant sentences; then compresses the rest token by token, question-aware.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn score(
-    prompt: &Prompt,
-    plan: &mut Plan,
-    arrangement: &Arrangement,
-    instruction: &str,
-    question: &str,
-    options: &LongLlmlinguaOptions,
-    target: Target,
-    scorer: &dyn TokenScorer,
-    embedder: Option<&dyn Embedder>,
-    counter: &dyn TokenCounter,
-    meter: &mut Meter,
-) -> Result<Scored> {
-    let text = prompt.text.as_str();
-    let context_units = context_units(prompt, &plan.units);
-    let context_target = context_target(prompt, target, counter);
-    for (context, units) in context_units.iter().enumerate() {
-        if !arrangement.kept[context] {
-            plan.roles[units.clone()].fill(Role::Exclude);
-        }
-    }
-
-    // Tokens left in each kept document after the sentence filter, for the keep ratio τ.
-    let mut remaining: Vec<usize> = prompt
-        .contexts
-        .iter()
-        .zip(&arrangement.kept)
-        .map(|(c, &kept)| {
-            if kept {
-                counter.count(&text[c.clone()])
-            } else {
-                0
-            }
-        })
-        .collect();
-    if let (true, Some(context_target)) = (options.use_sentence_level_filter, context_target) {
-        remaining = filter_sentences(
-            prompt,
-            plan,
-            arrangement,
+        let documents: Vec<&str> = prompt
+            .contexts
+            .iter()
+            .map(|c| &prompt.text[c.clone()])
+            .collect();
+        let ranked: Vec<usize> = rank_with(
+            options.rank_method,
+            options.rank_position(),
+            &documents,
             question,
-            options,
-            context_target as f64 * options.token_budget_ratio,
             scorer,
             embedder,
-            counter,
             meter,
-        )?;
-    }
-
-    if !options.use_token_level_filter {
-        return Ok(Scored::unscored(plan));
-    }
-    // The model reads what the coarse stages left: runs of units not excluded.
-    let mut stream = Stream::default();
-    for units in context_units.iter().filter(|u| !u.is_empty()) {
-        let mut run_start = None;
-        for u in units.clone().chain([units.end]) {
-            let excluded = u == units.end || plan.roles[u] == Role::Exclude;
-            match (run_start, excluded) {
-                (None, false) => run_start = Some(u),
-                (Some(start), true) => {
-                    stream.push(text, &plan.units, start..u, scorer, meter)?;
-                    run_start = None;
-                }
-                _ => {}
+        )?
+        .into_iter()
+        .map(|r| r.index)
+        .collect();
+        let kept = match budget {
+            Some(budget) => {
+                let sizes = context_sizes(prompt, counter);
+                let forced = forced_contexts(prompt, &options.force_context_ids);
+                take_within_budget(&ranked, &forced, &sizes, budget)
             }
+            None => vec![true; n],
+        };
+        let kept_ranked: Vec<usize> = ranked.iter().copied().filter(|&d| kept[d]).collect();
+        let mut offset_of = vec![0.0; n];
+        for (&d, offset) in kept_ranked.iter().zip(dynamic_ratio::offsets(
+            kept_ranked.len(),
+            options.dynamic_context_compression_ratio,
+        )) {
+            offset_of[d] = offset;
         }
+        let order: Vec<usize> = match options.reorder_context {
+            Reorder::Original => (0..n).collect(),
+            reorder => reorder
+                .apply(&kept_ranked)
+                .into_iter()
+                .chain((0..n).filter(|&d| !kept[d]))
+                .collect(),
+        };
+        Ok(Arrangement {
+            kept: order.iter().map(|&d| kept[d]).collect(),
+            offsets: order.iter().map(|&d| offset_of[d]).collect(),
+            order,
+        })
     }
 
-    let condition = if options.conditions_tokens() {
-        let mut prefix = question.to_string();
-        if options.add_instruction && !instruction.trim().is_empty() {
-            prefix.push_str("\n\n");
-            prefix.push_str(instruction);
-        }
-        // The stream carries the blank line before each document, except before one that starts
-        // the prompt.
-        if stream.spans.first().is_some_and(|s| s.start == 0) {
-            prefix.push_str("\n\n");
-        }
-        meter
-            .tokenize(scorer, &prefix)?
+    /// The fine stage on the arranged prompt: drops the documents the coarse stage dropped and,
+    /// if asked, the least relevant sentences; then compresses the rest token by token,
+    /// question-aware.
+    fn score(&self, stage: &mut Stage, input: &Scoring, plan: &mut Plan) -> Result<Decision> {
+        let options = self;
+        let (prompt, arrangement) = (input.prompt, input.arrangement);
+        let request = stage.request;
+        let (instruction, question) = (request.instruction.as_str(), request.question.as_str());
+        let (target, counter, scorer) = (stage.target, stage.counter, stage.scorer());
+        let text = prompt.text.as_str();
+        let context_units = context_units(prompt, &plan.units);
+        let context_target = context_target(prompt, target, counter);
+        drop_contexts(plan, &context_units, &arrangement.kept);
+
+        // Tokens left in each kept document after the sentence filter, for the keep ratio τ.
+        let mut remaining: Vec<usize> = context_sizes(prompt, counter)
             .into_iter()
-            .map(|t| t.id)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    meter.set_total(meter.done() + stream.ids.len());
-
-    let quota = match target {
-        Target::Threshold(threshold) => Quota::Threshold(threshold),
-        Target::Tokens(_) => {
-            let tau = (context_target.unwrap_or_default() as f64
-                / remaining.iter().sum::<usize>().max(1) as f64)
-                .min(1.0);
-            let mut ratios = vec![tau; plan.units.len()];
-            for (context, units) in context_units.iter().enumerate() {
-                ratios[units.clone()].fill(dynamic_ratio::ratio(tau, arrangement.offsets[context]));
-            }
-            Quota::Ratio(ratios)
+            .zip(&arrangement.kept)
+            .map(|(size, &kept)| if kept { size } else { 0 })
+            .collect();
+        if let (true, Some(context_target)) = (options.use_sentence_level_filter, context_target) {
+            remaining = self.filter_sentences(
+                stage,
+                prompt,
+                plan,
+                arrangement,
+                context_target as f64 * options.token_budget_ratio,
+            )?;
         }
-    };
-    let fine = Fine {
-        iterative_size: options.iterative_size,
-        quota,
-        condition: &condition,
-        compare: options.condition_compare,
-    };
-    iterate(plan, &stream, &fine, scorer, meter)
+
+        if !options.use_token_level_filter {
+            return Ok(Decision::coarse_only(plan));
+        }
+        let meter = &mut *stage.meter;
+        // The model reads what the coarse stages left: runs of units not excluded.
+        let mut stream = Stream::default();
+        for units in context_units.iter().filter(|u| !u.is_empty()) {
+            let mut run_start = None;
+            for u in units.clone().chain([units.end]) {
+                let excluded = u == units.end || plan.roles[u] == Role::Exclude;
+                match (run_start, excluded) {
+                    (None, false) => run_start = Some(u),
+                    (Some(start), true) => {
+                        stream.push(text, &plan.units, start..u, scorer, meter)?;
+                        run_start = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let condition = if options.conditions_tokens() {
+            let mut prefix = question.to_string();
+            if options.add_instruction && !instruction.trim().is_empty() {
+                prefix.push_str("\n\n");
+                prefix.push_str(instruction);
+            }
+            // The stream carries the blank line before each document, except before one that starts
+            // the prompt.
+            if stream.spans.first().is_some_and(|s| s.start == 0) {
+                prefix.push_str("\n\n");
+            }
+            meter
+                .tokenize(scorer, &prefix)?
+                .into_iter()
+                .map(|t| t.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        meter.set_total(meter.done() + stream.ids.len());
+
+        let quota = match target {
+            Target::Threshold(threshold) => Quota::Threshold(threshold),
+            Target::Tokens(_) => {
+                let tau = (context_target.unwrap_or_default() as f64
+                    / remaining.iter().sum::<usize>().max(1) as f64)
+                    .min(1.0);
+                let mut ratios = vec![tau; plan.units.len()];
+                for (context, units) in context_units.iter().enumerate() {
+                    ratios[units.clone()]
+                        .fill(dynamic_ratio::ratio(tau, arrangement.offsets[context]));
+                }
+                Quota::Ratio(ratios)
+            }
+        };
+        let fine = Fine {
+            iterative_size: options.iterative_size,
+            quota,
+            condition: &condition,
+            compare: options.condition_compare,
+        };
+        Ok(iterate(plan, &stream, &fine, scorer, meter)?.decision())
+    }
 }
 
-/// The sentence filter over the kept documents: marks the units of dropped sentences
-/// [`Role::Exclude`] and returns the tokens left in each document. A sentence holding protected
-/// text is always kept.
-#[allow(clippy::too_many_arguments)]
-fn filter_sentences(
-    prompt: &Prompt,
-    plan: &mut Plan,
-    arrangement: &Arrangement,
-    question: &str,
-    options: &LongLlmlinguaOptions,
-    budget: f64,
-    scorer: &dyn TokenScorer,
-    embedder: Option<&dyn Embedder>,
-    counter: &dyn TokenCounter,
-    meter: &mut Meter,
-) -> Result<Vec<usize>> {
-    let text = prompt.text.as_str();
-    let mut sentences: Vec<Range<usize>> = Vec::new();
-    let mut document_of = Vec::new();
-    for (context, span) in prompt.contexts.iter().enumerate() {
-        if !arrangement.kept[context] {
-            continue;
-        }
-        for sentence in Sentences.segment(&text[span.clone()]) {
-            let sentence = body(
-                text,
-                &(span.start + sentence.start..span.start + sentence.end),
-            );
-            if !sentence.is_empty() {
-                sentences.push(sentence);
-                document_of.push(context);
+impl LongLlmlinguaOptions {
+    /// The sentence filter over the kept documents: marks the units of dropped sentences
+    /// [`Role::Exclude`] and returns the tokens left in each document. A sentence holding
+    /// protected text is always kept.
+    fn filter_sentences(
+        &self,
+        stage: &mut Stage,
+        prompt: &Prompt,
+        plan: &mut Plan,
+        arrangement: &Arrangement,
+        budget: f64,
+    ) -> Result<Vec<usize>> {
+        let options = self;
+        let request = stage.request;
+        let question = request.question.as_str();
+        let (scorer, embedder, counter) = (stage.scorer(), stage.embedder, stage.counter);
+        let meter = &mut *stage.meter;
+        let text = prompt.text.as_str();
+        let mut sentences: Vec<Range<usize>> = Vec::new();
+        let mut document_of = Vec::new();
+        for (context, span) in prompt.contexts.iter().enumerate() {
+            if !arrangement.kept[context] {
+                continue;
+            }
+            for sentence in Sentences.segment(&text[span.clone()]) {
+                let sentence = body(
+                    text,
+                    &(span.start + sentence.start..span.start + sentence.end),
+                );
+                if !sentence.is_empty() {
+                    sentences.push(sentence);
+                    document_of.push(context);
+                }
             }
         }
-    }
-    let sizes: Vec<usize> = sentences
-        .iter()
-        .map(|s| counter.count(&text[s.clone()]))
+        let sizes: Vec<usize> = sentences
+            .iter()
+            .map(|s| counter.count(&text[s.clone()]))
+            .collect();
+        let pieces: Vec<&str> = sentences.iter().map(|s| &text[s.clone()]).collect();
+        let ranked: Vec<usize> = rank_with(
+            options.rank_method,
+            options.rank_position(),
+            &pieces,
+            question,
+            scorer,
+            embedder,
+            meter,
+        )?
+        .into_iter()
+        .map(|r| r.index)
         .collect();
-    let pieces: Vec<&str> = sentences.iter().map(|s| &text[s.clone()]).collect();
-    let ranked: Vec<usize> = rank_with(
-        options.rank_method,
-        options.rank_position(),
-        &pieces,
-        question,
-        scorer,
-        embedder,
-        meter,
-    )?
-    .into_iter()
-    .map(|r| r.index)
-    .collect();
-    // Units are grouped by the sentence holding their body's first byte.
-    let sentence_of_unit = |u: &Range<usize>| {
-        let start = body(text, u).start;
-        sentences
-            .partition_point(|s| s.end <= start)
-            .min(sentences.len().saturating_sub(1))
-    };
-    let mut protected = vec![false; sentences.len()];
-    for (u, unit) in plan.units.iter().enumerate() {
-        if plan.roles[u] == Role::Keep && !sentences.is_empty() {
-            let s = sentence_of_unit(unit);
-            if sentences[s].contains(&body(text, unit).start) {
-                protected[s] = true;
+        // Units are grouped by the sentence holding their body's first byte.
+        let sentence_of_unit = |u: &Range<usize>| {
+            let start = body(text, u).start;
+            sentences
+                .partition_point(|s| s.end <= start)
+                .min(sentences.len().saturating_sub(1))
+        };
+        let mut protected = vec![false; sentences.len()];
+        for (u, unit) in plan.units.iter().enumerate() {
+            if plan.roles[u] == Role::Keep && !sentences.is_empty() {
+                let s = sentence_of_unit(unit);
+                if sentences[s].contains(&body(text, unit).start) {
+                    protected[s] = true;
+                }
             }
         }
-    }
-    let mut kept = select_sentences(
-        &document_of,
-        &ranked,
-        &sizes,
-        options.keep_sentences,
-        budget,
-    );
-    for (k, p) in kept.iter_mut().zip(&protected) {
-        *k |= p;
-    }
-    for (u, unit) in plan.units.iter().enumerate() {
-        let start = body(text, unit).start;
-        let s = sentence_of_unit(unit);
-        let in_sentence = sentences
-            .get(s)
-            .is_some_and(|sentence| sentence.contains(&start));
-        if in_sentence && !kept[s] && matches!(plan.roles[u], Role::Group(_)) {
-            plan.roles[u] = Role::Exclude;
+        let mut kept = select_sentences(
+            &document_of,
+            &ranked,
+            &sizes,
+            options.keep_sentences,
+            budget,
+        );
+        for (k, p) in kept.iter_mut().zip(&protected) {
+            *k |= p;
         }
-    }
-    let mut remaining = vec![0; prompt.contexts.len()];
-    for (s, &document) in document_of.iter().enumerate() {
-        if kept[s] {
-            remaining[document] += sizes[s];
+        for (u, unit) in plan.units.iter().enumerate() {
+            let start = body(text, unit).start;
+            let s = sentence_of_unit(unit);
+            let in_sentence = sentences
+                .get(s)
+                .is_some_and(|sentence| sentence.contains(&start));
+            if in_sentence && !kept[s] && matches!(plan.roles[u], Role::Group(_)) {
+                plan.roles[u] = Role::Exclude;
+            }
         }
+        let mut remaining = vec![0; prompt.contexts.len()];
+        for (s, &document) in document_of.iter().enumerate() {
+            if kept[s] {
+                remaining[document] += sizes[s];
+            }
+        }
+        Ok(remaining)
     }
-    Ok(remaining)
 }

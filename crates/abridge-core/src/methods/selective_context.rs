@@ -10,20 +10,34 @@
 //! the first tokens of each sentence are not penalised for lacking context; whitespace is kept; the
 //! budget is counted in target-LLM tokens on the rendered text, not as a fraction of units.
 
-use crate::score::{aggregate, score_stream, Meter};
-use crate::{ModelToken, Result, TokenScorer};
+use super::{Decision, Scoring, Stage, Stages};
+use crate::score::{aggregate, score_stream};
+use crate::select::Plan;
+use crate::{CompressRequest, Result};
 use std::ops::Range;
 
-/// The mean surprisal of each unit, from one scoring pass over the prompt's `tokens`.
-pub(crate) fn unit_scores(
-    units: &[Range<usize>],
-    tokens: &[ModelToken],
-    scorer: &dyn TokenScorer,
-    meter: &mut Meter,
-) -> Result<Vec<Option<f32>>> {
-    meter.set_total(tokens.len());
-    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-    let surprisals = score_stream(scorer, &ids, meter)?;
-    let spans: Vec<Range<usize>> = tokens.iter().map(|t| t.span.clone()).collect();
-    Ok(aggregate(units, &spans, &surprisals))
+/// Selective Context's stages: one scoring pass, then the global selection.
+pub(crate) struct SelectiveContext;
+
+impl Stages for SelectiveContext {
+    fn validate(&self, _: &CompressRequest) -> Result<()> {
+        Ok(())
+    }
+
+    fn reads_prompt_tokens(&self) -> bool {
+        true
+    }
+
+    /// The mean surprisal of each unit, from one scoring pass over the prompt's tokens.
+    fn score(&self, stage: &mut Stage, input: &Scoring, plan: &mut Plan) -> Result<Decision> {
+        let tokens = input.prompt_tokens;
+        stage.meter.set_total(tokens.len());
+        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+        let surprisals = score_stream(stage.scorer(), &ids, stage.meter)?;
+        let spans: Vec<Range<usize>> = tokens.iter().map(|t| t.span.clone()).collect();
+        Ok(Decision::Select {
+            scores: aggregate(&plan.units, &spans, &surprisals),
+            preferred: None,
+        })
+    }
 }

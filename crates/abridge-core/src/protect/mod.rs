@@ -5,6 +5,7 @@
 //! to protect (line breaks survive rendering anyway, see [`crate::render`]).
 
 pub mod code;
+pub mod entities;
 pub mod markup;
 
 use std::ops::Range;
@@ -27,6 +28,9 @@ pub struct ProtectOptions {
     pub patterns: Vec<String>,
     /// Keep fenced code blocks and inline code spans.
     pub protect_code: bool,
+    /// Keep dates and numbers with their units verbatim, and capitalised names whole
+    /// ([`entities`]).
+    pub entities: bool,
 }
 
 impl ProtectOptions {
@@ -49,6 +53,9 @@ impl ProtectOptions {
         }
         if self.protect_code {
             ranges.extend(code::code_ranges(text));
+        }
+        if self.entities {
+            ranges.extend(entities::protected_ranges(text));
         }
         Ok(normalize(text, ranges))
     }
@@ -123,7 +130,7 @@ mod tests {
             force_tokens: vec!["New York".into()],
             force_reserve_digit: true,
             patterns: vec![r"[A-Z]{3}-\d+".into(), r"\s+".into()],
-            protect_code: false,
+            ..Default::default()
         };
         assert_eq!(
             protected(

@@ -18,6 +18,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Fix, OptionError};
 use crate::score::Meter;
 use crate::{Embedder, Error, Result, TokenScorer};
 
@@ -134,11 +135,18 @@ pub(crate) fn rank_with(
     meter: &mut Meter,
 ) -> Result<Vec<Ranked>> {
     if method.uses_question() && question.trim().is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "rank method `{}` ranks documents by the question, and the question is empty: pass \
-             one (--question), or rank by document perplexity with --rank-method llmlingua",
-            method.name()
-        )));
+        return Err(OptionError::new(
+            "question",
+            format!(
+                "is missing, and rank method `{}` ranks documents by it",
+                method.name()
+            ),
+            Fix::Text(
+                "give the question, or rank by document perplexity with rank method llmlingua"
+                    .into(),
+            ),
+        )
+        .into());
     }
     let (scores, higher_is_better) = match method {
         RankMethod::Llmlingua => (
@@ -161,8 +169,8 @@ pub(crate) fn rank_with(
         RankMethod::Embedding => {
             let embedder = embedder.ok_or_else(|| {
                 Error::InvalidInput(
-                    "rank method `embedding` needs a sentence embedder (all-MiniLM-L6-v2): load \
-                     one, or choose --rank-method longllmlingua, bm25 or gzip"
+                    "rank method `embedding` needs a sentence embedder (all-MiniLM-L6-v2): install \
+                     it with `abridge models fetch`, or choose rank method longllmlingua, bm25 or gzip"
                         .into(),
                 )
             })?;
@@ -232,7 +240,7 @@ mod tests {
             RankMethod::Gzip,
         ] {
             let error = rank(method, &["a b", "c"], "  ", &scorer, None).unwrap_err();
-            assert!(matches!(error, Error::InvalidInput(m) if m.contains("--question")));
+            assert!(matches!(error, Error::InvalidOption(e) if e.field == "question"));
         }
         assert_eq!(
             indices(&rank(RankMethod::Llmlingua, &["a", "bbbb cc"], "", &scorer, None).unwrap()),

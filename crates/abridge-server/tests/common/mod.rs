@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use abridge_models::{fetch, LanguageModel, LoadOptions, SentenceEncoder};
+use abridge_models::{fetch, FastClassifier, LanguageModel, LoadOptions, SentenceEncoder};
 use abridge_server::{AppState, Config};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -42,6 +42,16 @@ pub fn embedder() -> Arc<SentenceEncoder> {
     }))
 }
 
+/// abridge-fast's classifier, which `abridge serve` adds when it is installed.
+pub fn fast() -> Arc<FastClassifier> {
+    static FAST: OnceLock<Arc<FastClassifier>> = OnceLock::new();
+    Arc::clone(FAST.get_or_init(|| {
+        Arc::new(FastClassifier::load_default().unwrap_or_else(|e| {
+            panic!("{e} (the tests need abridge-fast: run scripts/fetch-models.sh)")
+        }))
+    }))
+}
+
 /// A server running on its own task until dropped (or `stop`ped).
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -55,7 +65,8 @@ impl TestServer {
         let state = Arc::new(
             AppState::new(config, model())
                 .expect("a valid config")
-                .with_embedder(embedder()),
+                .with_embedder(embedder())
+                .with_fast(fast()),
         );
         let listener = abridge_server::bind("127.0.0.1", 0).await.unwrap();
         let addr = listener.local_addr().unwrap();

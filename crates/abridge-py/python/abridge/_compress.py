@@ -1,0 +1,48 @@
+"""``abridge.compress``: abridge's own entry point, on the request model the CLI and the server
+share (``method="auto"`` by default). Arguments are checked here; the options are the library's
+``CompressionOptions`` (LLMLingua's names), validated in Rust, where errors name the keyword.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional, Sequence, Union
+
+from . import _abridge
+
+__all__ = ["compress"]
+
+
+def compress(
+    context: Union[str, Sequence[str]],
+    *,
+    instruction: str = "",
+    question: str = "",
+    method: str = "auto",
+    classifier: Optional[Union[str, "os.PathLike[str]"]] = None,
+    **options: Any,
+) -> Dict[str, Any]:
+    """Compresses ``context`` (a text, or a list of documents) between ``instruction`` and
+    ``question``, which are kept verbatim.
+
+    ``method``: ``"auto"`` (abridge-fast's word selection, question-aware with a ``question``,
+    dates, numbers and names kept whole), ``"fast"``, ``"longllmlingua"``, ``"llmlingua"``,
+    ``"selective-context"`` or ``"llmlingua2"`` (with ``classifier=DIR``). ``options`` are the
+    server's JSON fields and the CLI's flags: ``rate``, ``target_token``, ``threshold``, ``unit``,
+    ``force_tokens``, ``rank_method``, ... (docs/SERVER.md). The models a method reads are loaded
+    on first use and kept. Returns the result as a dict: ``text``, ``origin_tokens``,
+    ``compressed_tokens``, ``ratio``, ``rate``, ``target_tokens``, ``source``, ``spans``, ...
+    """
+    if isinstance(context, str):
+        contexts = [context]
+    elif isinstance(context, (list, tuple)) and all(isinstance(c, str) for c in context):
+        contexts = list(context)
+    else:
+        raise TypeError(f"context must be a str or a list of str, got {type(context).__name__}")
+    for name, value in (("instruction", instruction), ("question", question), ("method", method)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    options["method"] = method
+    path = None if classifier is None else os.fspath(classifier)
+    return json.loads(_abridge.compress(contexts, instruction, question, json.dumps(options), path))

@@ -1,0 +1,84 @@
+"""One request model: the same request through the CLI, the HTTP server and ``abridge.compress``
+gives byte-identical text for every method (the prompt of examples/marisol)."""
+
+import json
+import re
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+import abridge
+from conftest import REPO, cli_binary
+
+EXAMPLE = REPO / "examples" / "marisol"
+DOCUMENTS = [d.strip() for d in (EXAMPLE / "documents.txt").read_text(encoding="utf-8").split("\n\n")]
+QUESTION = (EXAMPLE / "question.txt").read_text(encoding="utf-8").strip()
+# Every method the packaged models run (llmlingua2 needs a checkpoint we do not ship).
+METHODS = ["auto", "fast", "longllmlingua", "llmlingua", "selective-context"]
+
+
+@pytest.fixture(scope="module")
+def cli():
+    binary = cli_binary()
+    if binary is None:
+        pytest.skip("no abridge CLI binary built (set ABRIDGE_CLI)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def server(cli, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "stderr.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([cli, "serve", "--port", "0"], stderr=stderr)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            found = re.search(r"serving on (http://\S+) ", log.read_text())
+            if found:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"abridge serve did not start: {log.read_text()}")
+            time.sleep(0.2)
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_cli_the_server_and_python_give_the_same_text(method, cli, server, tmp_path):
+    files = []
+    for i, document in enumerate(DOCUMENTS):
+        path = tmp_path / f"d{i}.txt"
+        path.write_text(document, encoding="utf-8")
+        files += ["--context-file", str(path)]
+    run = subprocess.run(
+        [cli, "compress", *files, "--method", method, "--rate", "0.3", "--question", QUESTION, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    from_cli = json.loads(run.stdout)
+
+    body = json.dumps({"context": DOCUMENTS, "question": QUESTION, "method": method, "rate": 0.3}).encode()
+    request = urllib.request.Request(f"{server}/v1/compress", body, {"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        from_http = json.load(response)
+
+    from_python = abridge.compress(DOCUMENTS, question=QUESTION, method=method, rate=0.3)
+
+    assert from_cli["text"] == from_http["text"] == from_python["text"]
+    assert from_cli["compressed_tokens"] == from_http["compressed_tokens"] == from_python["compressed_tokens"]
+    assert from_python["method"] == method
+
+
+def test_auto_is_the_default_and_errors_name_the_keyword():
+    result = abridge.compress(DOCUMENTS, question=QUESTION, rate=0.2)
+    assert result["method"] == "auto"
+    assert "1954" in result["text"] and "Kessler" in result["text"]
+    with pytest.raises(ValueError, match=r"rate= must be in \(0, 1\].*rate=0\.5"):
+        abridge.compress(DOCUMENTS, rate=2.0)
+    with pytest.raises(ValueError, match=r"iterative_size= is an option of llmlingua, not auto"):
+        abridge.compress(DOCUMENTS, iterative_size=100)
