@@ -31,6 +31,8 @@ pub struct Output {
     pub target_tokens: Option<usize>,
     pub protected_tokens: usize,
     pub protected_over_budget: bool,
+    pub budget_unreachable: bool,
+    pub budget_unreachable_reason: Option<String>,
     pub tokenizer: String,
     pub method: &'static str,
     pub model_seconds: f64,
@@ -91,6 +93,8 @@ impl Output {
             target_tokens: result.target_tokens,
             protected_tokens: result.protected_tokens,
             protected_over_budget: result.protected_over_budget,
+            budget_unreachable: result.budget_unreachable,
+            budget_unreachable_reason: result.budget_unreachable_reason,
             tokenizer: result.tokenizer,
             method: match plan.request.method {
                 Method::SelectiveContext => "selective-context",

@@ -403,11 +403,8 @@ fn summary(result: &Compressed) -> String {
         result.timings.total_seconds,
         result.timings.model_seconds
     );
-    if result.protected_over_budget {
-        line.push_str(&format!(
-            "; the protected text alone is {} tokens, over the target, and was kept",
-            result.protected_tokens
-        ));
+    if let Some(reason) = &result.budget_unreachable_reason {
+        line.push_str(&format!("; budget unreachable: {reason}"));
     }
     line
 }
