@@ -127,3 +127,22 @@ fn models_list_reports_a_corrupted_model() {
     assert!(stderr(&output).contains("corrupted"), "{}", stderr(&output));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn json_without_spans_and_an_input_over_the_limit() {
+    let result = compress_json(
+        b"The harbour was rebuilt in 1889 after the storm.",
+        &["--no-spans"],
+    );
+    assert!(result.get("spans").is_none() && result.get("source").is_none());
+    assert!(result["text"].is_string());
+
+    let huge = vec![b'a'; (16 << 20) + 1];
+    let output = abridge(&["compress", "-", "--method", "fast"], Some(&huge));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("over 16 MiB"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -249,6 +249,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "show")]
     json: bool,
 
+    /// With --json, leave out `source` and `spans` (the label map is most of a long input's JSON).
+    #[arg(long, requires = "json")]
+    no_spans: bool,
+
     /// Print the original with the dropped text marked (struck through on a terminal, else `[-…-]`).
     #[arg(long)]
     show: bool,
@@ -295,7 +299,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = result?;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut json = serde_json::to_value(&result)?;
+        if let (true, serde_json::Value::Object(map)) = (args.no_spans, &mut json) {
+            map.remove("source");
+            map.remove("spans");
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     if args.show {
