@@ -367,6 +367,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one protected range
     fn within_target_drops_the_lowest_scores_until_the_text_fits() {
         let text = "keep a b c d";
         let plan = plan(text, &[0..4], &[]);

@@ -8,6 +8,9 @@ use std::ops::Range;
 use super::{Segmenter, Sentences, Words};
 use crate::TokenCounter;
 
+/// One way of cutting a piece of text into smaller units.
+type Level = dyn Fn(&str) -> Vec<Range<usize>>;
+
 /// `units` with every unit over `max_tokens` (in the target LLM's tokens) split as the module
 /// documentation says. The result still partitions the text and keeps the units' contract
 /// (leading whitespace, then a body): a character piece has no whitespace of its own.
@@ -25,7 +28,7 @@ pub fn split_oversized(
     if units.iter().all(fits) {
         return units;
     }
-    let levels: [&dyn Fn(&str) -> Vec<Range<usize>>; 3] = [
+    let levels: [&Level; 3] = [
         &|piece| Sentences.segment(piece),
         &|piece| Words.segment(piece),
         &characters,
@@ -38,7 +41,7 @@ pub fn split_oversized(
 fn split(
     text: &str,
     units: Vec<Range<usize>>,
-    levels: &[&dyn Fn(&str) -> Vec<Range<usize>>],
+    levels: &[&Level],
     fits: &dyn Fn(&Range<usize>) -> bool,
     out: &mut Vec<Range<usize>>,
 ) {
@@ -74,6 +77,8 @@ fn characters(piece: &str) -> Vec<Range<usize>> {
 }
 
 #[cfg(test)]
+// A list holding one range (the whole text) is what these tests mean.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use crate::segment::test_util::pieces;
