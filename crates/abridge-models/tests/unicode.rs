@@ -119,7 +119,7 @@ proptest! {
 
 proptest! {
     // Each case runs four compressions on the real models: kept small so the file takes seconds.
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
     #[test]
     fn any_text_compresses_with_every_method(text in hostile_text(), rate in 0.1f64..0.9) {
