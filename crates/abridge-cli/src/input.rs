@@ -5,19 +5,31 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-/// Reads `source` (`-` for standard input) as UTF-8 text.
+/// The largest input read, in bytes. Scoring is linear in the input but memory for the label
+/// map and the model's activations is not small: past this, split the text (docs/RELIABILITY.md).
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+
+/// Reads `source` (`-` for standard input) as UTF-8 text of at most [`MAX_INPUT_BYTES`].
 pub fn read_text(source: &Path) -> anyhow::Result<String> {
-    let (bytes, name) = if source == Path::new("-") {
-        let mut bytes = Vec::new();
+    let mut bytes = Vec::new();
+    let name = if source == Path::new("-") {
         std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
             .read_to_end(&mut bytes)
             .context("cannot read standard input")?;
-        (bytes, "standard input".to_string())
+        "standard input".to_string()
     } else {
-        let bytes =
-            std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
-        (bytes, source.display().to_string())
+        std::fs::File::open(source)
+            .and_then(|file| file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read {}", source.display()))?;
+        source.display().to_string()
     };
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        bail!(
+            "{name} is over {} MiB, the most abridge reads at once: split it into parts and compress each",
+            MAX_INPUT_BYTES >> 20
+        );
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{name} is not valid UTF-8 (invalid byte at offset {}); convert it to UTF-8 first, e.g. with iconv",

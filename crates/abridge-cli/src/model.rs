@@ -17,6 +17,11 @@ pub struct ModelArgs {
     /// Keep the weights quantised in memory (about 4x smaller; slightly slower on long inputs).
     #[arg(long)]
     pub low_memory: bool,
+
+    /// Skip checking the model file against the sha256 recorded when it was fetched (saves
+    /// about 0.3 s for the default model, 4 s for a 1 GB one).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 impl ModelArgs {
@@ -28,6 +33,7 @@ impl ModelArgs {
         let started = Instant::now();
         let options = LoadOptions {
             keep_quantized: self.low_memory,
+            skip_verify: self.no_verify,
             ..LoadOptions::default()
         };
         let model = LanguageModel::load(&path, options)?;

@@ -11,8 +11,10 @@ use crate::prompt::Prompt;
 use crate::protect::{entities, normalize, ProtectOptions};
 use crate::render::{render, LabeledSpan};
 use crate::score::{Meter, Progress};
-use crate::segment::{units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words};
-use crate::select::{select, Plan};
+use crate::segment::{
+    split_oversized, units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words,
+};
+use crate::select::{select, unreachable_reason, Plan};
 use crate::{Embedder, Error, ModelToken, Result, TokenClassifier, TokenCounter, TokenScorer};
 
 /// What to compress and how.
@@ -83,6 +85,12 @@ pub struct Compressed {
     pub protected_tokens: usize,
     /// The protected text alone exceeds the target; it was kept anyway.
     pub protected_over_budget: bool,
+    /// The target could not be met in a way the caller must know about (protected text over it,
+    /// or nothing could be kept); [`Compressed::budget_unreachable_reason`] says why.
+    #[serde(default)]
+    pub budget_unreachable: bool,
+    #[serde(default)]
+    pub budget_unreachable_reason: Option<String>,
     /// `origin_tokens / compressed_tokens` (the "3.3x" of LLMLingua; an empty result counts as 1
     /// token).
     pub ratio: f64,
@@ -228,8 +236,12 @@ pub fn compress_with(
         Unit::Sentence => Sentences.segment(text),
     };
     let units = match protect.entities {
-        true => entities::merge_whole(units, &entities::name_ranges(text)),
+        true => entities::merge_whole(units, &entities::whole_ranges(text)),
         false => units,
+    };
+    let units = match target {
+        Target::Tokens(tokens) => split_oversized(text, units, tokens, counter),
+        Target::Threshold(_) => units,
     };
     let mut plan = Plan::new(text, units, &protected, &prompt.rated);
     let scoring = Scoring {
@@ -267,7 +279,10 @@ pub fn compress_with(
             score: scores[i],
         })
         .collect();
+    let unreachable = unreachable_reason(text, &compressed, target, protected_tokens);
     Ok(Compressed {
+        budget_unreachable: unreachable.is_some(),
+        budget_unreachable_reason: unreachable,
         text: compressed,
         source: prompt.text.clone(),
         spans,

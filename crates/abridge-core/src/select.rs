@@ -178,6 +178,71 @@ pub(crate) fn select(
     kept
 }
 
+/// Drops the lowest-ranked kept units of the unmarked text until the rendered text is within
+/// `target` (protected units stay, and so does what rated regions kept). For methods that
+/// promise never to end over a token target (LLMLingua-2 and `fast`), after the closest
+/// selection may have rounded up.
+pub(crate) fn within_target(
+    text: &str,
+    plan: &Plan,
+    scores: &[Option<f32>],
+    kept: &mut [bool],
+    target: usize,
+    counter: &dyn TokenCounter,
+) {
+    let measure = |kept: &[bool]| counter.count(&render(text, &plan.units, kept));
+    if measure(kept) <= target {
+        return;
+    }
+    let order: Vec<usize> = plan
+        .ranked(0, scores, None)
+        .into_iter()
+        .filter(|&i| kept[i])
+        .collect();
+    let keep_prefix = |kept: &mut [bool], k: usize| {
+        for (rank, &i) in order.iter().enumerate() {
+            kept[i] = rank < k;
+        }
+        measure(kept)
+    };
+    // The longest prefix within the target; the whole order is over it.
+    let (mut lo, mut hi) = (0, order.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if keep_prefix(kept, mid) <= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    keep_prefix(kept, lo);
+}
+
+/// Why a result misses its token target in a way a user must hear about, if it does: the
+/// protected text alone is over it, or nothing at all could be kept from a non-empty text.
+/// (Selection rounding to the nearest unit is not a miss.)
+pub(crate) fn unreachable_reason(
+    source: &str,
+    compressed: &str,
+    target: Target,
+    protected_tokens: usize,
+) -> Option<String> {
+    let Target::Tokens(target) = target else {
+        return None;
+    };
+    if protected_tokens > target {
+        return Some(format!(
+            "the protected text alone (instruction, question, force tokens, kept markup) is {protected_tokens} tokens, over the target of {target}; it was kept whole: protect less or raise the budget"
+        ));
+    }
+    if compressed.trim().is_empty() && !source.trim().is_empty() {
+        return Some(format!(
+            "no piece of the text fits the target of {target} tokens (not even one character), so nothing was kept: raise the rate or the target"
+        ));
+    }
+    None
+}
+
 /// Keeps the prefix of `order` whose `measure` is closest to `target` (ties: the shorter prefix),
 /// assuming `measure` grows with the prefix, which holds up to rendering noise.
 fn closest_prefix(
@@ -299,6 +364,34 @@ mod tests {
             &WordCounter,
         );
         assert_eq!(kept, vec![true, false, false]);
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one protected range
+    fn within_target_drops_the_lowest_scores_until_the_text_fits() {
+        let text = "keep a b c d";
+        let plan = plan(text, &[0..4], &[]);
+        let scores: Vec<_> = [0.0, 4.0, 1.0, 3.0, 2.0].map(Some).to_vec();
+        let mut kept = vec![true; 5];
+        within_target(text, &plan, &scores, &mut kept, 3, &WordCounter);
+        assert_eq!(kept_text(text, &plan, &kept), "keep a c");
+        // Protected text over the target stays, alone.
+        within_target(text, &plan, &scores, &mut kept, 0, &WordCounter);
+        assert_eq!(kept_text(text, &plan, &kept), "keep");
+    }
+
+    #[test]
+    fn misses_of_the_target_are_explained() {
+        let tokens = Target::Tokens(3);
+        assert_eq!(unreachable_reason("a b", "a", tokens, 0), None);
+        assert!(unreachable_reason("a b", "", tokens, 0)
+            .unwrap()
+            .contains("nothing was kept"));
+        assert!(unreachable_reason("a b", "a b", tokens, 4)
+            .unwrap()
+            .contains("protected text alone"));
+        assert_eq!(unreachable_reason("  ", "", tokens, 0), None);
+        assert_eq!(unreachable_reason("a", "", Target::Threshold(1.0), 0), None);
     }
 
     #[test]

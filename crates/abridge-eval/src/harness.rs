@@ -56,8 +56,7 @@ impl EvalMethod {
     /// parameters after a colon tune it: `:w=0.8` (question weight), `:ctx=0.5` (LLMLingua-2's
     /// context-level filter keeps that share of the contexts), e.g.
     /// `fast-question-embedding-phrase:w=0.8:ctx=0.6`.
-    pub const CLASSIFIER_NAMES: &'static str =
-        "auto, fast, fast-question, fast-question-embedding";
+    pub const CLASSIFIER_NAMES: &'static str = "auto, fast, fast-question, fast-question-embedding";
 
     /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
     /// without them: the floor of the evaluator's metrics).

@@ -16,6 +16,13 @@ pub enum Error {
     #[error("{path} is not a valid GGUF file: {reason}. Re-download it with `abridge models fetch --force`")]
     InvalidGguf { path: PathBuf, reason: String },
 
+    #[error("{path} is corrupted: its sha256 is {actual}, but {expected} was recorded when it was fetched. Re-download it with `abridge models fetch --force`, or pass --no-verify to use it anyway")]
+    Corrupt {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
     #[error("token-classification model not found at {path}: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank)")]
     ClassifierNotFound { path: PathBuf },
 

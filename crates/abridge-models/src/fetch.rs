@@ -118,6 +118,48 @@ pub fn is_installed(spec: &ModelSpec, dir: &Path) -> bool {
     })
 }
 
+/// What a model file's recorded checksum says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// The file's sha256 is the one recorded when it was fetched.
+    Verified,
+    /// Nothing was recorded (a file the user brought): it cannot be checked.
+    Unrecorded,
+    /// The file changed since it was fetched (a bad disk, a partial copy, tampering).
+    Corrupt { expected: String, actual: String },
+}
+
+/// Compares `path`'s sha256 with the one `fetch` recorded beside it (`<file>.sha256`). Reads the
+/// whole file: about a third of a second for the default model.
+pub fn check_integrity(path: &Path) -> Result<Integrity> {
+    let Ok(recorded) = std::fs::read_to_string(verified_marker(path)) else {
+        return Ok(Integrity::Unrecorded);
+    };
+    let expected = recorded.trim().to_string();
+    let actual = sha256_file(path)?;
+    Ok(if actual == expected {
+        Integrity::Verified
+    } else {
+        Integrity::Corrupt { expected, actual }
+    })
+}
+
+/// [`Error::Corrupt`] unless `path` matches its recorded sha256 (or has none recorded).
+pub fn verify(path: &Path) -> Result<()> {
+    match check_integrity(path)? {
+        Integrity::Verified => Ok(()),
+        Integrity::Unrecorded => {
+            tracing::debug!(path = %path.display(), "no recorded sha256: not verified");
+            Ok(())
+        }
+        Integrity::Corrupt { expected, actual } => Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            expected,
+            actual,
+        }),
+    }
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),

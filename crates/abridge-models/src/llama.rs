@@ -124,6 +124,9 @@ pub struct LoadOptions {
     /// Read at most this many positions per cache, below the model's own context: long inputs
     /// are then scored in more, shorter windows (faster attention, less context).
     pub context_limit: Option<usize>,
+    /// Skip comparing the file with the sha256 recorded when it was fetched
+    /// ([`crate::fetch::verify`]); a corrupted file then scores garbage without a word.
+    pub skip_verify: bool,
 }
 
 /// A projection `x · Wᵀ (+ b)`.

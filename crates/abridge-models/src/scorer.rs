@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use abridge_core::{BoxError, ModelToken, ScoringSession, TokenScorer};
 
 use crate::error::{Error, Result};
+use crate::fetch;
 use crate::gguf::GgufFile;
 use crate::llama::{CausalLm, KvCache, LoadOptions};
 use crate::tokenizer::{GgufTokenizer, TextToken};
@@ -22,7 +23,12 @@ pub struct LanguageModel {
 }
 
 impl LanguageModel {
+    /// Loads `path`, first checking it against the sha256 recorded at fetch unless
+    /// `options.skip_verify`.
     pub fn load(path: &Path, options: LoadOptions) -> Result<Self> {
+        if !options.skip_verify {
+            fetch::verify(path)?;
+        }
         let gguf = GgufFile::open(path)?;
         let model = CausalLm::load(&gguf, options)?;
         let tokenizer = GgufTokenizer::from_gguf(&gguf)?;

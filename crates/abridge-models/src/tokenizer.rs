@@ -37,6 +37,11 @@ pub struct GgufTokenizer {
     token_bytes: Vec<Vec<u8>>,
     /// Read before a document so its first token can be scored (see [`Self::document_start`]).
     document_start: u32,
+    /// `known_byte[b]`: the vocabulary has a token for byte `b` alone. BPE silently drops the
+    /// bytes it has none for (SmolLM2 lacks e.g. 0x04 and 0xF1, the lead byte of U+40000..).
+    known_byte: [bool; 256],
+    /// The tokens of U+FFFD, read for a text made only of bytes the vocabulary lacks.
+    replacement: Vec<u32>,
 }
 
 impl GgufTokenizer {
@@ -98,7 +103,7 @@ impl GgufTokenizer {
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
         let byte_of_char = byte_level_decoding_table();
-        let token_bytes = tokens
+        let token_bytes: Vec<Vec<u8>> = tokens
             .iter()
             .enumerate()
             .map(|(id, token)| {
@@ -127,11 +132,25 @@ impl GgufTokenizer {
                     gguf.path.display()
                 ))
             })?;
-        Ok(Self {
+        let mut known_byte = [false; 256];
+        for (id, bytes) in token_bytes.iter().enumerate() {
+            if let ([byte], false) = (bytes.as_slice(), is_special(id)) {
+                known_byte[*byte as usize] = true;
+            }
+        }
+        let mut tokenizer = Self {
             inner,
             token_bytes,
             document_start,
-        })
+            known_byte,
+            replacement: Vec::new(),
+        };
+        tokenizer.replacement = tokenizer
+            .encode(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]))?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        Ok(tokenizer)
     }
 
     /// The token read before every document: `<|endoftext|>` (the separator these models saw
@@ -145,38 +164,78 @@ impl GgufTokenizer {
         self.token_bytes.len()
     }
 
-    /// Tokenizes `text` (special tokens such as `<|im_start|>` are recognised).
+    /// Tokenizes `text` (special tokens such as `<|im_start|>` are recognised). Any valid UTF-8
+    /// tokenizes, and the spans tile the text.
     ///
     /// A span boundary that falls inside a multi-byte character (byte-level BPE can split
-    /// one) is moved to the end of that character, so spans tile the text and never cut UTF-8.
+    /// one) is moved to the end of that character, so spans never cut UTF-8. Bytes the
+    /// vocabulary has no token for are dropped by BPE (and its merges may then join the bytes on
+    /// either side); they belong to the span of the token that ends after them, so they are
+    /// scored with that neighbour. A text made only of such bytes reads as U+FFFD, "a character
+    /// this model cannot represent".
     pub fn encode(&self, text: &str) -> Result<Vec<TextToken>> {
         let encoding = self
             .inner
             .encode_fast(text, false)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let mut tokens = Vec::with_capacity(encoding.get_ids().len());
+        if encoding.get_ids().is_empty() && !text.is_empty() {
+            self.only_dropped_after(text, 0)?;
+            let end = text.len();
+            return Ok(self
+                .replacement
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| TextToken {
+                    id,
+                    span: if i == 0 { 0..end } else { end..end },
+                })
+                .collect());
+        }
+        let mut tokens: Vec<TextToken> = Vec::with_capacity(encoding.get_ids().len());
         let mut at = 0;
         for &id in encoding.get_ids() {
-            let bytes = self.bytes(id);
-            if text.as_bytes().get(at..at + bytes.len()) != Some(bytes) {
-                return Err(Error::Tokenizer(format!(
-                    "token {id} does not match the text at byte {at}; the tokenizer cannot round-trip this input"
-                )));
-            }
-            let start = ceil_char_boundary(text, at);
-            at += bytes.len();
+            at = self.spell(text, at, self.bytes(id))?;
+            let start = tokens.last().map_or(0, |t| t.span.end);
             tokens.push(TextToken {
                 id,
-                span: start..ceil_char_boundary(text, at),
+                span: start..ceil_char_boundary(text, at).max(start),
             });
         }
-        if at != text.len() {
-            return Err(Error::Tokenizer(format!(
-                "the tokens cover {at} of {} bytes",
-                text.len()
-            )));
+        self.only_dropped_after(text, at)?;
+        if let Some(last) = tokens.last_mut() {
+            last.span.end = text.len();
         }
         Ok(tokens)
+    }
+
+    /// Where `bytes` end when spelled in `text` from `at`, passing over only bytes the vocabulary
+    /// lacks. Anything else means the ids do not spell `text`: a bug, reported rather than scored
+    /// wrongly.
+    fn spell(&self, text: &str, mut at: usize, bytes: &[u8]) -> Result<usize> {
+        for &byte in bytes {
+            at = self.skip_dropped(text, at);
+            if text.as_bytes().get(at) != Some(&byte) {
+                return Err(misspelled(at));
+            }
+            at += 1;
+        }
+        Ok(at)
+    }
+
+    /// Checks that only bytes the vocabulary lacks follow `at`.
+    fn only_dropped_after(&self, text: &str, at: usize) -> Result<()> {
+        match self.skip_dropped(text, at) {
+            end if end == text.len() => Ok(()),
+            other => Err(misspelled(other)),
+        }
+    }
+
+    fn skip_dropped(&self, text: &str, mut at: usize) -> usize {
+        let bytes = text.as_bytes();
+        while bytes.get(at).is_some_and(|&b| !self.known_byte[b as usize]) {
+            at += 1;
+        }
+        at
     }
 
     /// The bytes of a token (ids outside the vocabulary have none).
@@ -189,6 +248,12 @@ impl GgufTokenizer {
         let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.bytes(id)).copied().collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+fn misspelled(at: usize) -> Error {
+    Error::Tokenizer(format!(
+        "the tokens do not spell the text at byte {at} (a bug in abridge's tokenizer)"
+    ))
 }
 
 fn ceil_char_boundary(text: &str, mut at: usize) -> usize {

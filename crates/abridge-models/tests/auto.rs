@@ -56,9 +56,22 @@ fn the_default_method_keeps_the_year_and_the_yard_of_the_answer_at_a_fifth() {
 }
 
 #[test]
-fn dates_and_numbers_survive_whole() {
-    let result = compress_by_default(0.2, None);
-    for number in ["1954", "1,200 people", "62 metres", "2003"] {
-        assert!(result.text.contains(number), "{number}: {}", result.text);
+fn dates_numbers_and_names_survive_whole_or_not_at_all() {
+    for rate in [0.2, 0.35, 0.5] {
+        let text = compress_by_default(rate, None).text;
+        // Each is one unit: kept as it stands, or none of its distinctive part is.
+        for (whole, part) in [
+            ("1,200 people", "1,200"),
+            ("62 metres", "62 "),
+            ("25 minutes", "25 "),
+            ("Tobias Kessler", "Tobias"),
+            ("Aldine Star", "Star"),
+            ("Second World War", "World"),
+        ] {
+            assert!(
+                text.contains(whole) || !text.contains(part),
+                "rate {rate}: `{part}` without `{whole}`: {text}"
+            );
+        }
     }
 }

@@ -25,6 +25,10 @@
 //! request_timeout_seconds = 120        # queueing and compressing, per request
 //! workers = 0                          # concurrent compressions; 0 = one per core
 //! max_queue = 256                      # compressions waiting for a worker before 503
+//! header_timeout_seconds = 10          # to send a request's headers (also idle keep-alive)
+//! body_timeout_seconds = 60            # to send a request's body, else 408
+//! max_connections = 512                # open connections; beyond them 503 (/healthz answers)
+//! shutdown_grace_seconds = 30          # for open requests to finish after SIGTERM
 //! ```
 
 use std::path::Path;
@@ -112,6 +116,17 @@ pub struct Limits {
     pub workers: usize,
     /// Compressions that may wait for a worker; beyond that requests get `503` + `Retry-After`.
     pub max_queue: usize,
+    /// Time to send a request's headers, from connecting or from the previous response on a
+    /// kept-alive connection; the connection is closed after it.
+    pub header_timeout_seconds: f64,
+    /// Time to send a request's body once its headers are in; `408` after it.
+    pub body_timeout_seconds: f64,
+    /// Connections open at once. Keep it under the process's file-descriptor limit (`ulimit
+    /// -n`); a few more are served `503` (and `/healthz`) beyond it, the rest closed at once.
+    pub max_connections: usize,
+    /// After SIGTERM or Ctrl-C, time for open requests to finish; then running compressions are
+    /// cancelled and the server exits.
+    pub shutdown_grace_seconds: f64,
 }
 
 impl Default for Limits {
@@ -121,6 +136,12 @@ impl Default for Limits {
             request_timeout_seconds: 120.0,
             workers: 0,
             max_queue: 256,
+            header_timeout_seconds: 10.0,
+            // 8 MB (the default body limit) in 60 s needs about 1.1 Mbit/s.
+            body_timeout_seconds: 60.0,
+            // Under the usual soft file-descriptor limit of 1024, with room for the overflow.
+            max_connections: 512,
+            shutdown_grace_seconds: 30.0,
         }
     }
 }
@@ -132,6 +153,18 @@ impl Limits {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout_seconds)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.body_timeout_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_grace_seconds)
     }
 }
 
@@ -172,6 +205,18 @@ impl Config {
                 "limits.request_timeout_seconds",
                 self.limits.request_timeout_seconds,
             ),
+            (
+                "limits.header_timeout_seconds",
+                self.limits.header_timeout_seconds,
+            ),
+            (
+                "limits.body_timeout_seconds",
+                self.limits.body_timeout_seconds,
+            ),
+            (
+                "limits.shutdown_grace_seconds",
+                self.limits.shutdown_grace_seconds,
+            ),
         ];
         for (name, value) in seconds {
             // Duration::from_secs_f64 panics on these.
@@ -183,6 +228,9 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 {
             return Err("limits.max_body_bytes must be at least 1".into());
+        }
+        if self.limits.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
         }
         if let Some(url) = &self.upstream.url {
             check_upstream_url(url)?;

@@ -10,15 +10,16 @@
 //! blocking threads ([`pool`]) with a bounded queue in front. Every error a client sees is JSON
 //! with a stable `code` ([`ApiError`]).
 
+pub mod cancel;
 pub mod chat;
 pub mod compress;
 pub mod config;
 pub mod error;
+mod listen;
 pub mod metrics;
 pub mod options;
 pub mod pool;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use abridge_core::{
@@ -38,7 +39,9 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::{ApiError, Error};
+pub use listen::serve;
 
+use crate::cancel::{Cancel, Cancellable};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolError};
 
@@ -61,7 +64,7 @@ pub struct AppState {
 }
 
 /// A compression job for the pool.
-type Job = Box<dyn FnOnce() -> abridge_core::Result<Compressed> + Send + 'static>;
+type Job = Box<dyn FnOnce(&Cancel) -> abridge_core::Result<Compressed> + Send + 'static>;
 
 impl AppState {
     pub fn new(config: Config, scorer: Arc<dyn TokenScorer + Send + Sync>) -> Result<Self, Error> {
@@ -129,9 +132,13 @@ impl AppState {
             })?),
         };
         let scorer = Arc::clone(&self.scorer);
-        Ok(Box::new(move || {
+        Ok(Box::new(move |cancel: &Cancel| {
+            let scorer = Cancellable {
+                scorer: scorer.as_ref(),
+                cancel,
+            };
             let models = Models {
-                scorer: Some(scorer.as_ref()),
+                scorer: Some(&scorer),
                 counter: counter.as_ref(),
                 embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
                 classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
@@ -154,7 +161,7 @@ impl AppState {
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
+        F: FnOnce(&Cancel) -> T + Send + 'static,
     {
         let timeout = self.config.request_timeout();
         self.pool.run(deadline, job).await.map_err(|error| match error {
@@ -206,8 +213,95 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), read_body))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .with_state(state)
+}
+
+/// What connections beyond `limits.max_connections` are served: `/healthz`, and `503
+/// overloaded` for everything else.
+pub(crate) fn overflow_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(|| async {
+            ApiError {
+                retry_after: Some(2),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server has too many open connections (limits.max_connections): retry later",
+                )
+            }
+        })
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
+        .with_state(state)
+}
+
+/// Reads the whole request body before the handler runs, so a body that is too large is refused
+/// before any of it is read (from its `Content-Length`) and one that arrives too slowly is cut
+/// off (`408`, connection closed) instead of holding the connection.
+async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let limits = &state.config.limits;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_body_bytes as u64) {
+        return closing(body_too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(
+        limits.body_timeout(),
+        axum::body::to_bytes(body, limits.max_body_bytes),
+    )
+    .await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            return closing(if too_large {
+                body_too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("cannot read the request body: {e}"),
+                )
+            });
+        }
+        Err(_) => {
+            return closing(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s (limits.body_timeout_seconds): send it at once",
+                    limits.body_timeout_seconds
+                ),
+            ))
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// An error answer after which the connection is closed (its body was not, or not all, read).
+fn closing(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is over the server's limit (limits.max_body_bytes): send less text per request",
+    )
 }
 
 /// Binds a TCP listener; port 0 picks a free one (see `local_addr`).
@@ -218,19 +312,6 @@ pub async fn bind(host: &str, port: u16) -> Result<TcpListener, Error> {
             addr: format!("{host}:{port}"),
             source,
         })
-}
-
-/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests (streams
-/// included) finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).
@@ -308,11 +389,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is over the server's limit (limits.max_body_bytes): send less text per request",
-            )
+            body_too_large()
         } else {
             ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -349,7 +349,10 @@ async fn healthz_and_metrics_report_requests_tokens_and_the_queue() {
 
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after_and_a_shutdown_finishes_in_flight_work() {
-    let server = TestServer::with_toml("[limits]\nworkers = 1\nmax_queue = 0").await;
+    // A grace far above the compression's time, even on a loaded machine: in-flight work finishes.
+    let server =
+        TestServer::with_toml("[limits]\nworkers = 1\nmax_queue = 0\nshutdown_grace_seconds = 600")
+            .await;
     let long = json!({"context": long_text(6000), "rate": 0.5}).to_string();
     let url = server.url("/v1/compress");
     let in_flight = tokio::spawn({

@@ -259,6 +259,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "show")]
     json: bool,
 
+    /// With --json, leave out `source` and `spans` (the label map is most of a long input's JSON).
+    #[arg(long, requires = "json")]
+    no_spans: bool,
+
     /// Print the original with the dropped text marked (struck through on a terminal, else `[-…-]`).
     #[arg(long)]
     show: bool,
@@ -308,7 +312,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = result.map_err(worded)?;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut json = serde_json::to_value(&result)?;
+        if let (true, serde_json::Value::Object(map)) = (args.no_spans, &mut json) {
+            map.remove("source");
+            map.remove("spans");
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     if args.show {
@@ -449,11 +458,8 @@ fn summary(result: &Compressed) -> String {
         result.timings.total_seconds,
         result.timings.model_seconds
     );
-    if result.protected_over_budget {
-        line.push_str(&format!(
-            "; the protected text alone is {} tokens, over the target, and was kept",
-            result.protected_tokens
-        ));
+    if let Some(reason) = &result.budget_unreachable_reason {
+        line.push_str(&format!("; budget unreachable: {reason}"));
     }
     line
 }

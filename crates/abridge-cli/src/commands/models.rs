@@ -8,7 +8,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// List the packaged models and whether they are installed.
+    /// List the packaged models and whether they are installed and intact (sha256 checked).
     List,
     /// Print the models directory ($ABRIDGE_HOME, default ~/.cache/abridge/models).
     Path,
@@ -24,10 +24,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::List => {
             for spec in ALL_MODELS {
-                let state = if fetch::is_installed(spec, &dir) {
-                    "installed"
-                } else {
+                let state = if !fetch::is_installed(spec, &dir) {
                     "missing (run `abridge models fetch`)"
+                } else if corrupted(spec, &dir)? {
+                    "corrupted: a file's sha256 changed since it was fetched (run `abridge models fetch --force`)"
+                } else {
+                    "installed (sha256 verified)"
                 };
                 println!(
                     "{:<18} {}=={:<8} {state}",
@@ -38,4 +40,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Path => println!("{}", dir.display()),
     }
     Ok(())
+}
+
+fn corrupted(spec: &fetch::ModelSpec, dir: &std::path::Path) -> anyhow::Result<bool> {
+    for file in spec.files {
+        if let fetch::Integrity::Corrupt { .. } =
+            fetch::check_integrity(&dir.join(file.destination))?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

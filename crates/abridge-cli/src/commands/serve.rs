@@ -2,12 +2,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use abridge_models::{FastClassifier, SentenceEncoder, TokenClassificationModel};
 use abridge_server::{AppState, Config};
 use anyhow::Context;
 
 use crate::model::ModelArgs;
+
+/// After `serve` returns, how long blocking threads (a cancelled compression finishing its
+/// forward pass) may delay the exit.
+const SHUTDOWN_TAIL: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -78,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = abridge_server::bind(&args.host, args.port).await?;
         let address = listener.local_addr()?;
         eprintln!(
@@ -91,5 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         abridge_server::serve(listener, state, abridge_server::shutdown_signal()).await?;
         anyhow::Ok(())
-    })
+    });
+    // Compressions still running were cancelled when the grace ran out and stop within one
+    // scoring slice; a runtime dropped normally would wait for them however long they took.
+    runtime.shutdown_timeout(SHUTDOWN_TAIL);
+    served
 }

@@ -45,7 +45,7 @@ use crate::rank::{bm25, embedding};
 use crate::score::{aggregate, Meter};
 use crate::segment::sentences::sentence_starts;
 use crate::segment::{body, group_words, is_cjk, Segmenter, Words};
-use crate::select::{select, Plan, Role};
+use crate::select::{select, within_target, Plan, Role};
 use crate::{CompressRequest, Embedder, Error, Result, TokenClassifier, TokenCounter};
 
 /// LLMLingua-2's options, with its names; defaults as `compress_prompt_llmlingua2`'s.
@@ -245,7 +245,12 @@ impl Stages for Llmlingua2Options {
             window: stage.classifier.map_or(usize::MAX, |c| c.window_tokens()),
             force_units: &force_units,
         };
-        let (scores, kept) = self.decide(prompt, plan, &inputs)?;
+        let (scores, mut kept) = self.decide(prompt, plan, &inputs)?;
+        // LLMLingua-2's own selection never ends over a token target (its compat mode
+        // reproduces the reference's arithmetic instead).
+        if let (false, Target::Tokens(tokens)) = (self.compat, stage.target) {
+            within_target(text, plan, &scores, &mut kept, tokens, stage.counter);
+        }
         Ok(Decision::Kept { scores, kept })
     }
 }

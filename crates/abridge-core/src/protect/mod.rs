@@ -28,8 +28,8 @@ pub struct ProtectOptions {
     pub patterns: Vec<String>,
     /// Keep fenced code blocks and inline code spans.
     pub protect_code: bool,
-    /// Keep dates and numbers with their units verbatim, and capitalised names whole
-    /// ([`entities`]).
+    /// Keep dates, numbers with their units and capitalised names whole: each is one unit, kept
+    /// or dropped as a piece ([`entities`]); not protected.
     pub entities: bool,
 }
 
@@ -53,9 +53,6 @@ impl ProtectOptions {
         }
         if self.protect_code {
             ranges.extend(code::code_ranges(text));
-        }
-        if self.entities {
-            ranges.extend(entities::protected_ranges(text));
         }
         Ok(normalize(text, ranges))
     }

@@ -7,6 +7,7 @@
 
 pub mod phrases;
 pub mod sentences;
+pub mod split;
 pub mod tokens;
 pub mod words;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use phrases::Phrases;
 pub use sentences::Sentences;
+pub use split::split_oversized;
 pub use tokens::units_from_tokens;
 pub use words::Words;
 

@@ -124,6 +124,8 @@ def _format_result(
         "target_tokens": out["target_tokens"],
         "protected_tokens": out["protected_tokens"],
         "protected_over_budget": out["protected_over_budget"],
+        "budget_unreachable": out["budget_unreachable"],
+        "budget_unreachable_reason": out["budget_unreachable_reason"],
         "tokenizer": out["tokenizer"],
         "method": out["method"],
         "timings": {"model_seconds": out["model_seconds"], "total_seconds": out["total_seconds"]},
