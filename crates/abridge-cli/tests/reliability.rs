@@ -139,7 +139,7 @@ fn models_list_reports_a_corrupted_model() {
     let output = Command::new(env!("CARGO_BIN_EXE_abridge"))
         .arg("compress")
         .arg(&input)
-        .arg("--model")
+        .args(["--method", "selective-context", "--model"])
         .arg(dir.join(name))
         .output()
         .unwrap();

@@ -16,9 +16,8 @@ use crate::baselines::{assemble, context_text, Baseline, Output};
 use crate::cache::CachingScorer;
 use crate::error::{Error, Result};
 use crate::evaluator::answer_log_likelihood;
-use crate::generation;
+use crate::generation::{self, Answerer};
 use crate::metrics::{contains_answer, number_retention, rouge1_recall, rouge_l_recall};
-use crate::plan::Models;
 use crate::rng::Rng;
 use crate::stats::{bootstrap, bootstrap_ratio, Estimate};
 use crate::suites::{Case, Group, Reference};
@@ -345,6 +344,20 @@ pub fn measure(case: &Case, output: &Output) -> BTreeMap<String, f64> {
         }
     }
     metrics
+}
+
+/// The models of a run: the compressors' scorer and, optionally, an evaluator LM, with the names
+/// the report gives them, the sentence embedder of `longllmlingua-embedding`, the token
+/// classifier of `fast` (abridge-fast's) and, optionally, an answering LM (metric 3).
+#[derive(Clone, Copy)]
+pub struct Models<'m> {
+    pub scorer: &'m dyn TokenScorer,
+    pub scorer_name: &'m str,
+    pub evaluator: Option<&'m dyn TokenScorer>,
+    pub evaluator_name: Option<&'m str>,
+    pub embedder: Option<&'m dyn Embedder>,
+    pub classifier: Option<&'m dyn TokenClassifier>,
+    pub answerer: Option<&'m dyn Answerer>,
 }
 
 /// The models an abridge method may read.

@@ -32,8 +32,8 @@ pub mod text_windows;
 
 pub use data::{datasets_dir, ensure, Dataset, Fetcher, Split};
 pub use error::{Error, Result};
-pub use harness::{evaluate, summarize, CaseResult, EvalMethod, Row};
-pub use plan::{Models, Plan};
+pub use harness::{evaluate, summarize, CaseResult, EvalMethod, Models, Row};
+pub use plan::Plan;
 pub use ranking::{evaluate_rankers, RankerRow};
 pub use report::Report;
 pub use suites::{build, Case, Group, Reference, Suite, SuiteOptions};

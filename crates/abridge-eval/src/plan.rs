@@ -2,31 +2,16 @@
 
 use std::path::Path;
 
-use abridge_core::{Embedder, TokenClassifier, TokenCounter, TokenScorer};
+use abridge_core::TokenCounter;
 
 use crate::data::{ensure, Fetcher, Split};
 use crate::error::Result;
-use crate::generation::Answerer;
-use crate::harness::{evaluate, summarize, validate, CaseResult, EvalMethod};
+use crate::harness::{evaluate, summarize, validate, CaseResult, EvalMethod, Models};
 use crate::report::Report;
 use crate::suites::{build, Case, Suite, SuiteOptions};
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 1000;
-
-/// The models of a run: the compressors' scorer and, optionally, an evaluator LM, with the names
-/// the report gives them, the sentence embedder of `longllmlingua-embedding`, the token
-/// classifier of `fast` (abridge-fast's) and, optionally, an answering LM (metric 3).
-#[derive(Clone, Copy)]
-pub struct Models<'m> {
-    pub scorer: &'m dyn TokenScorer,
-    pub scorer_name: &'m str,
-    pub evaluator: Option<&'m dyn TokenScorer>,
-    pub evaluator_name: Option<&'m str>,
-    pub embedder: Option<&'m dyn Embedder>,
-    pub classifier: Option<&'m dyn TokenClassifier>,
-    pub answerer: Option<&'m dyn Answerer>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

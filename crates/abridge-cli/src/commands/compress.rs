@@ -140,8 +140,8 @@ pub struct Args {
     #[arg(long)]
     no_markup: bool,
 
-    /// Keep dates and numbers (with their units) verbatim and capitalised names whole (always
-    /// on for auto).
+    /// Keep dates, numbers with their units and capitalised names whole: each is kept or dropped
+    /// as one piece (always on for auto; --force-reserve-digit keeps every number).
     #[arg(long)]
     protect_entities: bool,
 

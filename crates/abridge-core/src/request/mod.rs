@@ -47,7 +47,7 @@ pub struct CompressionOptions {
     /// Regular expressions whose matches are kept.
     pub patterns: Option<Vec<String>>,
     pub protect_code: Option<bool>,
-    /// Keep dates and numbers verbatim and names whole (always on for `auto`).
+    /// Keep dates, numbers with units and names whole, each one unit (always on for `auto`).
     pub protect_entities: Option<bool>,
     /// Interpret `<abridge keep>` / `<abridge rate=R>` tags (default true).
     pub markup: Option<bool>,
