@@ -39,9 +39,10 @@ use crate::error::{Fix, OptionError};
 use crate::fine::{iterate, Fine, Quota, Stream};
 use crate::prompt::Prompt;
 use crate::rank::{rank_with, QuestionPosition, RankMethod};
+use crate::score::Meter;
 use crate::segment::{body, Segmenter, Sentences};
 use crate::select::{Plan, Role};
-use crate::{CompressRequest, Error, Result};
+use crate::{CompressRequest, Embedder, Error, Result, TokenScorer};
 
 /// LongLLMLingua's options, with LLMLingua's names. The default is the paper's setting
 /// ([`LongLlmlinguaOptions::paper`]).
@@ -136,6 +137,30 @@ impl LongLlmlinguaOptions {
             (RankMethod::Longllmlingua, QuestionPosition::None) => QuestionPosition::After,
             (_, position) => position,
         }
+    }
+
+    /// The indices of `texts` (documents, or the sentence filter's sentences), most relevant to
+    /// `question` first, by this configuration's ranker.
+    fn rank_order(
+        &self,
+        texts: &[&str],
+        question: &str,
+        scorer: &dyn TokenScorer,
+        embedder: Option<&dyn Embedder>,
+        meter: &mut Meter,
+    ) -> Result<Vec<usize>> {
+        Ok(rank_with(
+            self.rank_method,
+            self.rank_position(),
+            texts,
+            question,
+            scorer,
+            embedder,
+            meter,
+        )?
+        .into_iter()
+        .map(|r| r.index)
+        .collect())
     }
 
     fn check(&self, contexts: usize, question: &str) -> Result<()> {
@@ -267,18 +292,8 @@ impl Stages for LongLlmlinguaOptions {
             .iter()
             .map(|c| &prompt.text[c.clone()])
             .collect();
-        let ranked: Vec<usize> = rank_with(
-            options.rank_method,
-            options.rank_position(),
-            &documents,
-            question,
-            scorer,
-            embedder,
-            meter,
-        )?
-        .into_iter()
-        .map(|r| r.index)
-        .collect();
+        let ranked: Vec<usize> =
+            options.rank_order(&documents, question, scorer, embedder, meter)?;
         let kept = match budget {
             Some(budget) => {
                 let sizes = context_sizes(prompt, counter);
@@ -446,18 +461,7 @@ impl LongLlmlinguaOptions {
             .map(|s| counter.count(&text[s.clone()]))
             .collect();
         let pieces: Vec<&str> = sentences.iter().map(|s| &text[s.clone()]).collect();
-        let ranked: Vec<usize> = rank_with(
-            options.rank_method,
-            options.rank_position(),
-            &pieces,
-            question,
-            scorer,
-            embedder,
-            meter,
-        )?
-        .into_iter()
-        .map(|r| r.index)
-        .collect();
+        let ranked: Vec<usize> = options.rank_order(&pieces, question, scorer, embedder, meter)?;
         // Units are grouped by the sentence holding their body's first byte.
         let sentence_of_unit = |u: &Range<usize>| {
             let start = body(text, u).start;
