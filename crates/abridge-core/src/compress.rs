@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, Target};
+use crate::methods::rewrite::{self, Rewrite};
 use crate::methods::{llmlingua2, Decision, Method, Scoring, Stage};
 use crate::prompt::Prompt;
 use crate::protect::{entities, normalize, ProtectOptions};
@@ -15,7 +16,9 @@ use crate::segment::{
     split_oversized, units_from_tokens, Phrases, Segmenter, Sentences, Unit, Words,
 };
 use crate::select::{select, unreachable_reason, Plan};
-use crate::{Embedder, Error, ModelToken, Result, TokenClassifier, TokenCounter, TokenScorer};
+use crate::{
+    Embedder, Error, Generator, ModelToken, Result, TokenClassifier, TokenCounter, TokenScorer,
+};
 
 /// What to compress and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +102,10 @@ pub struct Compressed {
     /// The target LLM's tokenizer, e.g. `cl100k_base`.
     pub tokenizer: String,
     pub timings: Timings,
+    /// What the `rewrite` method's rewrite step did (its extract, generation and repairs); none
+    /// for the other methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
 }
 
 impl Compressed {
@@ -128,6 +135,8 @@ pub struct Models<'a> {
     pub embedder: Option<&'a dyn Embedder>,
     /// The token classifier LLMLingua-2 needs.
     pub classifier: Option<&'a dyn TokenClassifier>,
+    /// The instruction model the `rewrite` method writes with.
+    pub generator: Option<&'a dyn Generator>,
 }
 
 /// Compresses a prompt. Bad input or options are [`crate::Error::InvalidInput`] with a message
@@ -146,14 +155,29 @@ pub fn compress(
             counter,
             embedder: None,
             classifier: None,
+            generator: None,
         },
         progress,
     )
 }
 
 /// [`compress`] with every model a method may use (an embedder for LongLLMLingua's `embedding`
-/// ranker).
+/// ranker, a generator for `rewrite`).
 pub fn compress_with(
+    request: &CompressRequest,
+    models: Models,
+    progress: Option<Progress>,
+) -> Result<Compressed> {
+    match &request.method {
+        // Its extract is a whole compression, so it runs around the pipeline, not inside it.
+        Method::Rewrite(config) => rewrite::compress(request, config, models, progress),
+        _ => pipeline(request, models, progress),
+    }
+}
+
+/// The pipeline every method but `rewrite` is a composition of (see the module documentation of
+/// [`crate::methods`]).
+pub(crate) fn pipeline(
     request: &CompressRequest,
     models: Models,
     progress: Option<Progress>,
@@ -299,6 +323,7 @@ pub fn compress_with(
             model_seconds: meter.model_time.as_secs_f64(),
             total_seconds: started.elapsed().as_secs_f64(),
         },
+        rewrite: None,
     })
 }
 

@@ -11,7 +11,8 @@
 //!   context and sentence filters, reordering and dynamic ratios (LongLLMLingua's coarse stage);
 //! - `fine`: LLMLingua's iterative token-level stage, shared by the methods that use it;
 //! - [`methods`]: `auto`, Selective Context, LLMLingua, LongLLMLingua and LLMLingua-2, each a
-//!   `Stages` implementation composing those stages;
+//!   `Stages` implementation composing those stages, and `rewrite` (an `auto` extract rewritten
+//!   by a [`Generator`], checked by [`faithfulness`]);
 //! - [`request`]: the options every front end takes, validated once into a plan;
 //! - [`compress()`]: the entry point front ends call; [`recover()`] restores compressed spans
 //!   an LLM quoted in its response.
@@ -23,6 +24,7 @@ pub mod budget;
 pub mod coarse;
 pub mod compress;
 pub mod error;
+pub mod faithfulness;
 mod fine;
 pub mod methods;
 mod prompt;
@@ -45,7 +47,7 @@ pub use compress::{compress, compress_with, CompressRequest, Compressed, Models,
 pub use error::{BoxError, Error, Fix, OptionError, Result, Wording};
 pub use methods::{
     AutoConfig, ConditionInQuestion, ContextBudget, Llmlingua2Options, LlmlinguaOptions,
-    LongLlmlinguaOptions, Method,
+    LongLlmlinguaOptions, Method, Rewrite, RewriteConfig, UnsupportedSpan,
 };
 pub use prompt::PART_SEPARATOR;
 pub use protect::ProtectOptions;
@@ -57,6 +59,7 @@ pub use request::{
 };
 pub use score::Progress;
 pub use scoring::{
-    Embedder, ModelToken, ScoringSession, TokenClassifier, TokenCounter, TokenScorer,
+    Embedder, Generation, Generator, ModelToken, ScoringSession, TokenClassifier, TokenCounter,
+    TokenScorer,
 };
 pub use segment::Unit;

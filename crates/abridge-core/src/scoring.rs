@@ -69,3 +69,28 @@ pub trait TokenClassifier {
 pub trait Embedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError>;
 }
+
+/// What a [`Generator`] is asked: a system message, one user turn, and the most tokens (its
+/// own) it may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation<'a> {
+    pub system: &'a str,
+    pub user: &'a str,
+    pub max_new_tokens: usize,
+}
+
+/// An instruction model that writes text (the `rewrite` method's rewriter): a local chat model
+/// or a hosted endpoint.
+pub trait Generator {
+    /// Its reply to `request`, in at most `request.max_new_tokens` tokens. `on_token(n)` is called
+    /// as tokens are written (`n` so far; a generator that cannot stream calls it once at the
+    /// end); an error from it stops the generation and is returned, so a caller can cancel.
+    fn generate(
+        &self,
+        request: &Generation,
+        on_token: &mut dyn FnMut(usize) -> Result<(), BoxError>,
+    ) -> Result<String, BoxError>;
+
+    /// What generates, for reports: a model file's name, an endpoint's model.
+    fn name(&self) -> &str;
+}

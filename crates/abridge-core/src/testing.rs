@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::scoring::{
-    Embedder, ModelToken, ScoringSession, TokenClassifier, TokenCounter, TokenScorer,
+    Embedder, Generation, Generator, ModelToken, ScoringSession, TokenClassifier, TokenCounter,
+    TokenScorer,
 };
 use crate::segment::is_cjk;
 use crate::BoxError;
@@ -245,6 +246,50 @@ impl Embedder for FakeEmbedder {
                 vector
             })
             .collect())
+    }
+}
+
+/// A generator whose reply is a function of the request. Its tokens are whitespace-separated
+/// words: the reply is cut to `max_new_tokens` of them, and `on_token` sees each.
+pub struct FakeGenerator<F> {
+    reply: F,
+}
+
+impl<F: Fn(&Generation) -> Result<String, BoxError>> FakeGenerator<F> {
+    pub fn new(reply: F) -> Self {
+        Self { reply }
+    }
+}
+
+/// The document a `rewrite` request asks to rewrite (between `Document:` and the next blank line).
+pub fn document_of<'a>(request: &Generation<'a>) -> &'a str {
+    let user = request.user;
+    let start = user
+        .find("Document:\n")
+        .map_or(0, |i| i + "Document:\n".len());
+    let end = user[start..].find("\n\n").map_or(user.len(), |i| start + i);
+    &user[start..end]
+}
+
+impl<F: Fn(&Generation) -> Result<String, BoxError>> Generator for FakeGenerator<F> {
+    fn generate(
+        &self,
+        request: &Generation,
+        on_token: &mut dyn FnMut(usize) -> Result<(), BoxError>,
+    ) -> Result<String, BoxError> {
+        let reply = (self.reply)(request)?;
+        let words: Vec<&str> = reply
+            .split_whitespace()
+            .take(request.max_new_tokens)
+            .collect();
+        for n in 1..=words.len() {
+            on_token(n)?;
+        }
+        Ok(words.join(" "))
+    }
+
+    fn name(&self) -> &str {
+        "fake"
     }
 }
 

@@ -21,6 +21,7 @@ fn run(request: &CompressRequest, classifier: &FakeClassifier) -> Result<Compres
         counter: &WordCounter,
         embedder: None,
         classifier: Some(classifier),
+        generator: None,
     };
     compress_with(request, models, None)
 }
@@ -297,6 +298,7 @@ fn a_question_raises_the_words_of_relevant_sentences() {
         counter: &WordCounter,
         embedder: Some(&FakeEmbedder),
         classifier: Some(&classifier),
+        generator: None,
     };
     let result = compress_with(&request, models, None).unwrap();
     assert_eq!(result.text, "Dogs bark loudly.\n\nWhy do dogs bark?");

@@ -156,6 +156,7 @@ fn every_rank_method_finds_the_relevant_document() {
             counter: &WordCounter,
             embedder: Some(&FakeEmbedder),
             classifier: None,
+            generator: None,
         };
         let result = compress_with(&request, models, None).unwrap();
         assert!(

@@ -299,6 +299,7 @@ fn models<'a>(scorer: &'a dyn TokenScorer, classifier: &'a FakeClassifier) -> Mo
         counter: &WordCounter,
         embedder: None,
         classifier: Some(classifier),
+        generator: None,
     }
 }
 

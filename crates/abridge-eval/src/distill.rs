@@ -142,6 +142,7 @@ pub fn label(
         counter,
         embedder: None,
         classifier: None,
+        generator: None,
     };
     let compressed = compress_with(&request, models, None)?;
     // One context and no instruction or question: the source is the text itself.

@@ -5,7 +5,7 @@
 //! Müller." counts).
 
 use abridge_core::BoxError;
-use abridge_models::generate::generate;
+use abridge_models::chat::{reply, QWEN_SYSTEM};
 use abridge_models::LanguageModel;
 
 use crate::metrics::{contains_answer, normalize};
@@ -19,15 +19,6 @@ pub trait Answerer {
     fn answer(&self, prompt: &str) -> Result<String, BoxError>;
 }
 
-/// A ChatML turn (the template of Qwen2.5 and SmolLM2), with Qwen2.5's default system message,
-/// which its template inserts when none is given.
-pub fn chat_turn(prompt: &str) -> String {
-    format!(
-        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful \
-         assistant.<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
-    )
-}
-
 /// A chat model answering greedily in at most `max_tokens` tokens.
 pub struct ChatAnswerer<'m> {
     pub lm: &'m LanguageModel,
@@ -35,16 +26,11 @@ pub struct ChatAnswerer<'m> {
 }
 
 impl Answerer for ChatAnswerer<'_> {
+    /// The prompt as one user turn after Qwen2.5's default system message.
     fn answer(&self, prompt: &str) -> Result<String, BoxError> {
-        let ids: Vec<u32> = self
-            .lm
-            .tokenizer
-            .encode(&chat_turn(prompt))?
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
-        let answer = generate(self.lm, &ids, self.max_tokens)?;
-        Ok(self.lm.tokenizer.decode(&answer).trim().to_string())
+        reply(self.lm, QWEN_SYSTEM, prompt, self.max_tokens, &mut |_| {
+            Ok(())
+        })
     }
 }
 
@@ -72,12 +58,5 @@ mod tests {
         );
         assert_eq!(score("Müllerson", &answers).map(|m| m.1), [0.0, 0.0]);
         assert_eq!(score("", &answers).map(|m| m.1), [0.0, 0.0]);
-    }
-
-    #[test]
-    fn the_prompt_is_one_user_turn_and_the_assistant_speaks_next() {
-        let turn = chat_turn("Question: who?\nAnswer:");
-        assert!(turn.contains("<|im_start|>user\nQuestion: who?\nAnswer:<|im_end|>\n"));
-        assert!(turn.ends_with("<|im_start|>assistant\n"));
     }
 }

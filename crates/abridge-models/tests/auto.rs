@@ -34,6 +34,7 @@ fn compress_by_default(rate: f64, embedder: Option<&dyn Embedder>) -> Compressed
         counter: &counter,
         embedder,
         classifier: Some(&classifier),
+        generator: None,
     };
     compress_with(&plan.request, models, None).unwrap()
 }

@@ -134,6 +134,7 @@ proptest! {
                 counter: &counter,
                 embedder: None,
                 classifier: Some(fast()),
+                generator: None,
             };
             let result = compress_with(&request, models, None);
             prop_assert!(result.is_ok(), "{name} on {text:?}: {}", result.unwrap_err());

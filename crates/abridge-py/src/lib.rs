@@ -145,6 +145,7 @@ impl Engine {
             counter: &self.counter,
             embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
             classifier,
+            generator: None,
         };
         let result = compress_with(&plan.plan.request, models, None)?;
         let output = output::Output::new(result, &plan, &self.counter);
@@ -317,6 +318,11 @@ fn run_request(
     };
     let counter = TiktokenCounter::new(tokenizer);
     let plan = options.plan(instruction, contexts, question)?;
+    if plan.needs.generator {
+        return Err(Failure::Value(
+            "method=\"rewrite\" needs a generator (an instruction model), which the Python package does not load yet: run `abridge compress --method rewrite` (the CLI) or choose another method".into(),
+        ));
+    }
     let toolkit = toolkit();
     let scorer = match plan.needs.scorer {
         true => Some(cached(&toolkit.scorer, || {
@@ -357,6 +363,7 @@ fn run_request(
         counter: &counter,
         embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
         classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
+        generator: None,
     };
     let result = compress_with(&plan.request, models, None)?;
     let mut json = serde_json::to_value(&result).map_err(|e| Failure::Runtime(e.to_string()))?;

@@ -1,12 +1,13 @@
 //! Stopping a compression nobody waits for any more: its deadline passed, its client hung up, or
 //! the server is shutting down. A blocking thread cannot be killed, so the scorer itself checks a
 //! flag between slices of its input and fails once the flag is set; the worker is then free
-//! within one slice's forward pass instead of after the whole compression.
+//! within one slice's forward pass instead of after the whole compression. A generator (the
+//! `rewrite` method's) checks it after every token it writes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use abridge_core::{BoxError, ModelToken, ScoringSession, TokenScorer};
+use abridge_core::{BoxError, Generation, Generator, ModelToken, ScoringSession, TokenScorer};
 
 /// Tokens scored between two checks of the flag: a few hundred milliseconds of a forward pass on
 /// the default model.
@@ -81,6 +82,30 @@ impl TokenScorer for Cancellable<'_> {
 
     fn max_context(&self) -> usize {
         self.scorer.max_context()
+    }
+}
+
+/// A generator that stops once `cancel` is set (it checks after every token it writes).
+pub struct CancellableGenerator<'a> {
+    pub generator: &'a dyn Generator,
+    pub cancel: &'a Cancel,
+}
+
+impl Generator for CancellableGenerator<'_> {
+    fn generate(
+        &self,
+        request: &Generation,
+        on_token: &mut dyn FnMut(usize) -> Result<(), BoxError>,
+    ) -> Result<String, BoxError> {
+        self.cancel.check()?;
+        self.generator.generate(request, &mut |n| {
+            self.cancel.check()?;
+            on_token(n)
+        })
+    }
+
+    fn name(&self) -> &str {
+        self.generator.name()
     }
 }
 

@@ -19,6 +19,7 @@
 //!
 //! [models]
 //! classifier = "/models/llmlingua-2-xlm-roberta-large-meetingbank"   # for "method": "llmlingua2"
+//! rewriter = "/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"     # for "method": "rewrite"
 //!
 //! [limits]
 //! max_body_bytes = 8388608
@@ -58,6 +59,9 @@ pub struct Config {
 pub struct ModelsConfig {
     /// A *ForTokenClassification folder (an LLMLingua-2 checkpoint) for `"method": "llmlingua2"`.
     pub classifier: Option<std::path::PathBuf>,
+    /// A chat GGUF (qwen2/llama, ChatML) for `"method": "rewrite"`, e.g. the
+    /// Qwen2.5-Coder-0.5B-Instruct that scripts/fetch-evaluator.py installs.
+    pub rewriter: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

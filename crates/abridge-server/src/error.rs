@@ -20,6 +20,8 @@ pub enum Error {
     InvalidUpstream(String),
     #[error("cannot build the upstream HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("cannot start the HTTP client's runtime: {0}")]
+    Runtime(String),
     #[error("cannot listen on {addr}: {source} (is another server on that port? pass --port)")]
     Bind {
         addr: String,

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod compress;
 pub mod config;
 pub mod error;
+pub mod generator;
 mod listen;
 pub mod metrics;
 pub mod options;
@@ -23,8 +24,8 @@ pub mod pool;
 use std::sync::Arc;
 
 use abridge_core::{
-    Classifier, Compressed, CompressionPlan, Embedder, EmbedderUse, Models, TokenClassifier,
-    TokenCounter, TokenScorer,
+    Classifier, Compressed, CompressionPlan, Embedder, EmbedderUse, Generator, Models,
+    TokenClassifier, TokenCounter, TokenScorer,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -41,7 +42,7 @@ pub use config::Config;
 pub use error::{ApiError, Error};
 pub use listen::serve;
 
-use crate::cancel::{Cancel, Cancellable};
+use crate::cancel::{Cancel, Cancellable, CancellableGenerator};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolError};
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub fast: Option<Arc<dyn TokenClassifier + Send + Sync>>,
     /// The LLMLingua-2 checkpoint of the config's `[models] classifier` (`llmlingua2`).
     pub llmlingua2: Option<Arc<dyn TokenClassifier + Send + Sync>>,
+    /// The instruction model of the config's `[models] rewriter` (`rewrite`).
+    pub generator: Option<Arc<dyn Generator + Send + Sync>>,
     pub pool: Pool,
     pub metrics: Metrics,
     upstream: Option<chat::Upstream>,
@@ -76,6 +79,7 @@ impl AppState {
             embedder: None,
             fast: None,
             llmlingua2: None,
+            generator: None,
             pool,
             metrics: Metrics::default(),
             upstream,
@@ -101,6 +105,12 @@ impl AppState {
         self
     }
 
+    /// Adds the instruction model `rewrite` writes with.
+    pub fn with_generator(mut self, generator: Arc<dyn Generator + Send + Sync>) -> Self {
+        self.generator = Some(generator);
+        self
+    }
+
     /// A job for [`Self::run_blocking`] that compresses the plan's request with the models it
     /// needs, or why the server cannot.
     fn compression<C: TokenCounter + Send + Sync + 'static>(
@@ -114,6 +124,12 @@ impl AppState {
                 "model_unavailable",
                 message,
             )
+        };
+        let generator = match plan.needs.generator {
+            true => Some(self.generator.clone().ok_or_else(|| {
+                unavailable("this server has no rewrite generator (`rewrite` writes with an instruction model): set [models] rewriter = \"PATH.gguf\" in its config (scripts/fetch-evaluator.py installs Qwen2.5-Coder-0.5B-Instruct), or pass another \"method\"")
+            })?),
+            false => None,
         };
         let classifier = match plan.needs.classifier {
             None => None,
@@ -137,11 +153,15 @@ impl AppState {
                 scorer: scorer.as_ref(),
                 cancel,
             };
+            let generator = generator
+                .as_deref()
+                .map(|generator| CancellableGenerator { generator, cancel });
             let models = Models {
                 scorer: Some(&scorer),
                 counter: counter.as_ref(),
                 embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
                 classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
+                generator: generator.as_ref().map(|g| g as &dyn Generator),
             };
             abridge_core::compress_with(&plan.request, models, None)
         }))

@@ -151,6 +151,7 @@ fn compare_fast(args: &Args) -> anyhow::Result<()> {
                 counter: &counter,
                 embedder: None,
                 classifier: None,
+                generator: None,
             },
         )?;
         let student = time(
@@ -160,6 +161,7 @@ fn compare_fast(args: &Args) -> anyhow::Result<()> {
                 counter: &counter,
                 embedder: None,
                 classifier: Some(&fast),
+                generator: None,
             },
         )?;
         let record = FastRecord {
@@ -263,6 +265,7 @@ fn run_classifier(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 counter: &counter,
                 embedder: None,
                 classifier: Some(&model),
+                generator: None,
             };
             let timings = compress_with(&request, models, None)?.timings;
             pipelines.push(PipelineRecord {
@@ -376,6 +379,7 @@ fn rag_latency(
         counter: &counter,
         embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
         classifier: None,
+        generator: None,
     };
     if !json {
         println!(

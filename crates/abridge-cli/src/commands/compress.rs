@@ -1,14 +1,17 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use abridge_core::{
     compress_with, Classifier, Compressed, CompressionOptions, CompressionPlan, Embedder,
-    EmbedderUse, MethodName, Models, RankMethod, TokenClassifier, TokenScorer, Wording,
+    EmbedderUse, Generator, MethodName, Models, RankMethod, TokenClassifier, TokenScorer, Wording,
 };
-use abridge_models::fetch;
+use abridge_models::{chat, fetch};
 use abridge_models::{
-    FastClassifier, SentenceEncoder, TargetTokenizer, TiktokenCounter, TokenClassificationModel,
+    ChatGenerator, FastClassifier, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    TokenClassificationModel,
 };
+use abridge_server::generator::EndpointGenerator;
 use anyhow::{bail, Context};
 
 use crate::commands::progress_bar;
@@ -34,6 +37,10 @@ enum MethodArg {
     /// Context: MiniLM's first layers (from `abridge models fetch`) and a head shipped with
     /// abridge; takes LLMLingua-2's options.
     Fast,
+    /// Extract with auto at twice the budget, then rewrite the extract into concise prose with an
+    /// instruction model (--rewrite-model, --rewrite-endpoint) that answers --question (without
+    /// one, keeps the facts); numbers, dates and names the source lacks are repaired.
+    Rewrite,
 }
 
 impl From<MethodArg> for MethodName {
@@ -45,6 +52,7 @@ impl From<MethodArg> for MethodName {
             MethodArg::Longllmlingua => Self::Longllmlingua,
             MethodArg::Llmlingua2 => Self::Llmlingua2,
             MethodArg::Fast => Self::Fast,
+            MethodArg::Rewrite => Self::Rewrite,
         }
     }
 }
@@ -251,6 +259,16 @@ pub struct Args {
     #[arg(long)]
     add_instruction: bool,
 
+    /// rewrite: the instruction model, a llama/qwen2 chat GGUF [default: Qwen2.5-Coder-0.5B-Instruct
+    /// from scripts/fetch-evaluator.py]; with --rewrite-endpoint, the model name it serves.
+    #[arg(long, value_name = "GGUF|NAME")]
+    rewrite_model: Option<String>,
+
+    /// rewrite: an OpenAI-compatible API's base URL (e.g. https://api.openai.com/v1) to rewrite
+    /// with instead of a local model; the key is read from ABRIDGE_REWRITE_API_KEY.
+    #[arg(long, value_name = "URL", requires = "rewrite_model")]
+    rewrite_endpoint: Option<String>,
+
     /// The target LLM's tokenizer, for the budget and the reported counts.
     #[arg(long, default_value = "cl100k_base", value_name = "NAME")]
     target_tokenizer: String,
@@ -274,6 +292,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let plan = plan(&args)?;
     let counter = TiktokenCounter::new(args.target_tokenizer.parse::<TargetTokenizer>()?);
+    // First, so that a missing rewriter is reported before anything is loaded or fetched.
+    let generator = match plan.needs.generator {
+        true => Some(load_generator(&args)?),
+        false if args.rewrite_model.is_some() || args.rewrite_endpoint.is_some() => bail!(
+            "--rewrite-model and --rewrite-endpoint are options of --method rewrite: remove them or pass --method rewrite"
+        ),
+        false => None,
+    };
     let lm = match plan.needs.scorer {
         true => Some(args.model.load()?),
         false => None,
@@ -296,7 +322,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         },
     };
-    let bar = progress_bar(0, "compressing");
+    let what = match &generator {
+        Some(_) => "extracting, then rewriting",
+        None => "compressing",
+    };
+    let bar = progress_bar(0, what);
     let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -306,6 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         counter: &counter,
         embedder: embedder.as_ref().map(|e| e as &dyn Embedder),
         classifier: classifier.as_deref(),
+        generator: generator.as_deref(),
     };
     let result = compress_with(&plan.request, models, Some(&progress));
     bar.finish_and_clear();
@@ -352,6 +383,53 @@ fn load_classifier(kind: Classifier, args: &Args) -> anyhow::Result<Box<dyn Toke
             "--method llmlingua2 needs a token-classification model: pass --model DIR, a folder with config.json, model.safetensors and tokenizer.json (e.g. a download of microsoft/llmlingua-2-xlm-roberta-large-meetingbank), or use --method fast"
         ),
     }
+}
+
+/// Where `--rewrite-endpoint`'s API key is read from (never from a flag, which would show in
+/// the shell's history and the process list).
+const REWRITE_API_KEY: &str = "ABRIDGE_REWRITE_API_KEY";
+
+/// The most one rewrite on an endpoint may take.
+const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The instruction model `rewrite` writes with: an endpoint, a GGUF, or the packaged
+/// Qwen2.5-Coder-0.5B-Instruct.
+fn load_generator(args: &Args) -> anyhow::Result<Box<dyn Generator>> {
+    if let Some(endpoint) = &args.rewrite_endpoint {
+        let model = args.rewrite_model.as_deref().context(
+            "--rewrite-endpoint needs --rewrite-model NAME, the model the endpoint serves",
+        )?;
+        let key = std::env::var(REWRITE_API_KEY)
+            .ok()
+            .filter(|key| !key.is_empty());
+        return Ok(Box::new(EndpointGenerator::new(
+            endpoint,
+            model,
+            key,
+            ENDPOINT_TIMEOUT,
+        )?));
+    }
+    let path = match &args.rewrite_model {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let path = chat::default_generator_path();
+            if !path.exists() {
+                bail!(
+                    "--method rewrite needs an instruction model, and the default (Qwen2.5-Coder-0.5B-Instruct) is not installed at {}: run scripts/fetch-evaluator.py, or pass --rewrite-model GGUF or --rewrite-endpoint URL --rewrite-model NAME",
+                    path.display()
+                );
+            }
+            path
+        }
+    };
+    let options = LoadOptions {
+        keep_quantized: args.model.low_memory,
+        skip_verify: args.model.no_verify,
+        ..LoadOptions::default()
+    };
+    let generator = ChatGenerator::load(&path, options)
+        .with_context(|| format!("cannot load the rewrite model {}", path.display()))?;
+    Ok(Box::new(generator))
 }
 
 /// The flags as the request every front end builds.
@@ -458,6 +536,18 @@ fn summary(result: &Compressed) -> String {
         result.timings.total_seconds,
         result.timings.model_seconds
     );
+    if let Some(rewrite) = &result.rewrite {
+        line.push_str(&format!(
+            "; extract {} tokens, rewrite {} tokens by {}",
+            rewrite.extract_tokens, rewrite.rewrite_tokens, rewrite.generator
+        ));
+        if !rewrite.unsupported_spans.is_empty() {
+            line.push_str(&format!(
+                ", {} unsupported fact(s) repaired",
+                rewrite.unsupported_spans.len()
+            ));
+        }
+    }
     if let Some(reason) = &result.budget_unreachable_reason {
         line.push_str(&format!("; budget unreachable: {reason}"));
     }

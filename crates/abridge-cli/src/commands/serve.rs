@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use abridge_models::{FastClassifier, SentenceEncoder, TokenClassificationModel};
+use abridge_models::{
+    ChatGenerator, FastClassifier, LoadOptions, SentenceEncoder, TokenClassificationModel,
+};
 use abridge_server::{AppState, Config};
 use anyhow::Context;
 
@@ -61,10 +63,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let rewriter = match &config.models.rewriter {
+        Some(path) => Some(Arc::new(
+            ChatGenerator::load(path, LoadOptions::default())
+                .with_context(|| format!("[models] rewriter = {}", path.display()))?,
+        )),
+        None => None,
+    };
     let model = Arc::new(args.model.load()?);
     let mut state = AppState::new(config, model)?;
     if let Some(classifier) = llmlingua2 {
         state = state.with_llmlingua2(classifier);
+    }
+    if let Some(rewriter) = rewriter {
+        state = state.with_generator(rewriter);
     }
     match FastClassifier::load_default() {
         Ok(fast) => state = state.with_fast(Arc::new(fast)),

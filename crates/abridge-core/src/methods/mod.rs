@@ -11,6 +11,7 @@ pub mod auto;
 pub mod llmlingua;
 pub mod llmlingua2;
 pub mod longllmlingua;
+pub mod rewrite;
 pub mod selective_context;
 
 use std::ops::Range;
@@ -21,6 +22,7 @@ pub use auto::AutoConfig;
 pub use llmlingua::{ContextBudget, LlmlinguaOptions};
 pub use llmlingua2::Llmlingua2Options;
 pub use longllmlingua::{ConditionInQuestion, LongLlmlinguaOptions};
+pub use rewrite::{Rewrite, RewriteConfig, UnsupportedSpan};
 
 use crate::budget::Target;
 use crate::coarse::Arrangement;
@@ -51,6 +53,10 @@ pub enum Method {
     /// LLMLingua-2: keep the words a token classifier gives the highest keep-probability.
     /// Needs a classifier.
     Llmlingua2(Llmlingua2Options),
+    /// Extract with `auto` at twice the target, then rewrite the extract into concise prose with
+    /// an instruction model, facts checked against the source (see [`rewrite`]). Needs
+    /// abridge-fast's classifier and a [`crate::Generator`].
+    Rewrite(RewriteConfig),
 }
 
 /// A method's stages (see the module documentation).
@@ -166,6 +172,8 @@ impl Method {
             Self::Llmlingua(options) => options,
             Self::LongLlmlingua(options) => options,
             Self::Llmlingua2(options) => options,
+            // Its stages are its extract's; the rewrite runs after them (`rewrite::compress`).
+            Self::Rewrite(config) => &config.extract,
         }
     }
 
@@ -175,9 +183,11 @@ impl Method {
     pub fn default_unit(&self) -> Unit {
         match self {
             Self::SelectiveContext => Unit::Phrase,
-            Self::Auto(_) | Self::Llmlingua(_) | Self::LongLlmlingua(_) | Self::Llmlingua2(_) => {
-                Unit::Word
-            }
+            Self::Auto(_)
+            | Self::Llmlingua(_)
+            | Self::LongLlmlingua(_)
+            | Self::Llmlingua2(_)
+            | Self::Rewrite(_) => Unit::Word,
         }
     }
 }

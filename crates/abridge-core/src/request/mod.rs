@@ -15,7 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Fix, OptionError};
-use crate::methods::AutoConfig;
+use crate::methods::{AutoConfig, RewriteConfig};
 use crate::prompt::PART_SEPARATOR;
 use crate::{
     Budget, CompressRequest, ConditionInQuestion, ContextBudget, KeepSentences, Llmlingua2Options,
@@ -29,8 +29,8 @@ use crate::{
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompressionOptions {
-    /// `auto` (default), `selective-context`, `llmlingua`, `longllmlingua`, `llmlingua2` or
-    /// `fast` ([`MethodName`]).
+    /// `auto` (default), `selective-context`, `llmlingua`, `longllmlingua`, `llmlingua2`, `fast`
+    /// or `rewrite` ([`MethodName`]).
     pub method: Option<String>,
     /// Kept/original target-LLM tokens, in (0, 1]. At most one of rate, target_token, threshold.
     pub rate: Option<f64>,
@@ -96,16 +96,18 @@ pub enum MethodName {
     Longllmlingua,
     Llmlingua2,
     Fast,
+    Rewrite,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 6] = [
+    pub const ALL: [MethodName; 7] = [
         Self::Auto,
         Self::SelectiveContext,
         Self::Llmlingua,
         Self::Longllmlingua,
         Self::Llmlingua2,
         Self::Fast,
+        Self::Rewrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +118,7 @@ impl MethodName {
             Self::Longllmlingua => "longllmlingua",
             Self::Llmlingua2 => "llmlingua2",
             Self::Fast => "fast",
+            Self::Rewrite => "rewrite",
         }
     }
 
@@ -123,14 +126,15 @@ impl MethodName {
     pub fn reads_question(self) -> bool {
         matches!(
             self,
-            Self::Auto | Self::Longllmlingua | Self::Llmlingua2 | Self::Fast
+            Self::Auto | Self::Longllmlingua | Self::Llmlingua2 | Self::Fast | Self::Rewrite
         )
     }
 
     /// The token classifier the method reads, if any.
     pub fn classifier(self) -> Option<Classifier> {
         match self {
-            Self::Auto | Self::Fast => Some(Classifier::Fast),
+            // `rewrite` extracts with `auto`.
+            Self::Auto | Self::Fast | Self::Rewrite => Some(Classifier::Fast),
             Self::Llmlingua2 => Some(Classifier::Checkpoint),
             Self::SelectiveContext | Self::Llmlingua | Self::Longllmlingua => None,
         }
@@ -154,7 +158,7 @@ impl FromStr for MethodName {
             .ok_or_else(|| {
                 OptionError::new(
                     "method",
-                    format!("`{s}` is not a method: use auto, selective-context, llmlingua, longllmlingua, llmlingua2 or fast"),
+                    format!("`{s}` is not a method: use auto, selective-context, llmlingua, longllmlingua, llmlingua2, fast or rewrite"),
                     Fix::Example("auto".into()),
                 )
             })
@@ -188,6 +192,8 @@ pub struct Needs {
     pub scorer: bool,
     pub classifier: Option<Classifier>,
     pub embedder: EmbedderUse,
+    /// An instruction model that writes ([`crate::Generator`], `rewrite`).
+    pub generator: bool,
 }
 
 /// A validated request and what it needs.
@@ -254,7 +260,7 @@ fn owners(field: &str) -> &'static [MethodName] {
     }
 }
 
-const ALL_METHODS: [MethodName; 6] = MethodName::ALL;
+const ALL_METHODS: [MethodName; 7] = MethodName::ALL;
 
 /// `value` parsed with the type's own parser, a failure reported against `field`.
 pub(crate) fn parse_field<T>(field: &'static str, value: &str) -> Result<T>
@@ -402,23 +408,24 @@ impl CompressionOptions {
             )
             .into());
         }
-        if name == MethodName::Auto && self.protect_entities == Some(false) {
+        if matches!(name, MethodName::Auto | MethodName::Rewrite)
+            && self.protect_entities == Some(false)
+        {
             return Err(OptionError::new(
                 "protect_entities",
-                "is always on for auto (it is part of what auto does)",
+                format!("is always on for {name} (it is part of what auto does)"),
                 Fix::RemoveOrUse("fast"),
             )
             .into());
         }
         let has_question = !question.trim().is_empty();
+        let auto_embedder = match has_question {
+            true => EmbedderUse::IfInstalled,
+            false => EmbedderUse::No,
+        };
         let (method, embedder) = match name {
-            MethodName::Auto => (
-                Method::Auto(AutoConfig::default()),
-                match has_question {
-                    true => EmbedderUse::IfInstalled,
-                    false => EmbedderUse::No,
-                },
-            ),
+            MethodName::Auto => (Method::Auto(AutoConfig::default()), auto_embedder),
+            MethodName::Rewrite => (Method::Rewrite(RewriteConfig::default()), auto_embedder),
             MethodName::SelectiveContext => (Method::SelectiveContext, EmbedderUse::No),
             MethodName::Llmlingua => (Method::Llmlingua(self.llmlingua()?), EmbedderUse::No),
             MethodName::Longllmlingua => {
@@ -474,6 +481,7 @@ impl CompressionOptions {
                 scorer: name.classifier().is_none(),
                 classifier: name.classifier(),
                 embedder,
+                generator: name == MethodName::Rewrite,
             },
             request,
         })
@@ -595,6 +603,7 @@ mod tests {
                 scorer: false,
                 classifier: Some(Classifier::Fast),
                 embedder: EmbedderUse::No,
+                generator: false,
             }
         );
         let with = plan("{}", "Why?").unwrap();
@@ -639,6 +648,21 @@ mod tests {
         let selective = plan(r#"{"method": "selective_context", "unit": "sent"}"#, "").unwrap();
         assert_eq!(selective.request.method, Method::SelectiveContext);
         assert_eq!(selective.request.unit, Unit::Sentence);
+
+        let rewrite = plan(r#"{"method": "rewrite", "rate": 0.2}"#, "Why?").unwrap();
+        assert_eq!(
+            rewrite.request.method,
+            Method::Rewrite(RewriteConfig::default())
+        );
+        assert_eq!(
+            rewrite.needs,
+            Needs {
+                scorer: false,
+                classifier: Some(Classifier::Fast),
+                embedder: EmbedderUse::IfInstalled,
+                generator: true,
+            }
+        );
     }
 
     #[test]

@@ -62,12 +62,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let state = Arc::new(
+        Self::start_state(
             AppState::new(config, model())
                 .expect("a valid config")
                 .with_embedder(embedder())
                 .with_fast(fast()),
-        );
+        )
+        .await
+    }
+
+    /// Starts a server on `state`.
+    pub async fn start_state(state: AppState) -> Self {
+        let state = Arc::new(state);
         let listener = abridge_server::bind("127.0.0.1", 0).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
