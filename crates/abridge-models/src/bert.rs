@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::encoder_tokenizer::EncoderTokenizer;
 use crate::error::{Error, Result};
-use crate::kernels::{add_assign, matmul, View};
+use crate::kernels::{self, add_assign, matmul, View};
 use crate::matrix::Matrix;
 use crate::safetensors::SafeTensors;
 
@@ -521,7 +521,7 @@ impl Encoder {
                     );
                 }
                 for row in scores.chunks_exact_mut(n) {
-                    softmax(row);
+                    kernels::softmax(row);
                 }
                 let mut out = vec![0f32; n * d];
                 // SAFETY: as above; `scores` is n × n and `out` n × d.
@@ -569,18 +569,6 @@ fn encoder_prefix(st: &SafeTensors) -> Result<String> {
             path: st.path.clone(),
             reason: format!("no tensor named `{WORD_EMBEDDINGS}` (with or without a prefix): not a BERT-family checkpoint"),
         })
-}
-
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in row.iter_mut() {
-        *v /= sum;
-    }
 }
 
 /// GELU in its erf form, as BERT's `hidden_act: "gelu"` specifies.

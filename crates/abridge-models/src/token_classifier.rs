@@ -9,7 +9,7 @@ use abridge_core::{BoxError, ModelToken, TokenClassifier};
 use crate::bert::{Checkpoint, Encoder, TokenClassificationHead};
 use crate::encoder_tokenizer::EncoderTokenizer;
 use crate::error::{Error, Result};
-use crate::windows;
+use crate::{kernels, windows};
 
 /// The label meaning "keep this token" in LLMLingua-2's checkpoints (`num_labels = 2`, trained
 /// with 1 = the word survived GPT-4's compression).
@@ -116,11 +116,9 @@ impl TokenClassificationModel {
 
 /// `softmax(logits)[KEEP_LABEL]` of one token's logits (0 if there is no such label).
 pub fn keep_probability(logits: &[f32]) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
     logits
         .get(KEEP_LABEL)
-        .map_or(0.0, |&keep| (keep - max).exp() / sum)
+        .map_or(0.0, |&keep| (keep - kernels::log_sum_exp(logits)).exp())
 }
 
 impl TokenClassifier for TokenClassificationModel {
