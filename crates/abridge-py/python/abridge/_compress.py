@@ -5,7 +5,6 @@ share (``method="auto"`` by default). Arguments are checked here; the options ar
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -45,4 +44,4 @@ def compress(
             raise TypeError(f"{name} must be a str, got {type(value).__name__}")
     options["method"] = method
     path = None if classifier is None else os.fspath(classifier)
-    return json.loads(_abridge.compress(contexts, instruction, question, json.dumps(options), path))
+    return _abridge.compress(contexts, instruction, question, options, path)
