@@ -145,7 +145,8 @@ pub struct Args {
     #[arg(long)]
     protect_entities: bool,
 
-    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression [default: 200].
+    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression, at least 32
+    /// [default: 200].
     #[arg(long, value_name = "TOKENS")]
     iterative_size: Option<usize>,
 
