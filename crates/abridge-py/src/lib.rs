@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use abridge_core::request::llmlingua_call::LlmlinguaCall;
+use abridge_core::request::MAX_INPUT_BYTES;
 use abridge_core::{
     compress_with, Classifier, CompressionOptions, Embedder, EmbedderUse, Models, TokenClassifier,
     TokenCounter, TokenScorer, Wording,
@@ -129,6 +130,7 @@ impl Engine {
     fn run(&self, options_json: &str) -> Result<String, Failure> {
         let call: LlmlinguaCall = serde_json::from_str(options_json)
             .map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+        check_size(&call.instruction, &call.context, &call.question)?;
         let llmlingua2 = matches!(self.reader, Reader::Classifier(_));
         let plan = call.to_plan(&self.counter, llmlingua2)?;
         let embedder = match plan.plan.needs.embedder {
@@ -309,6 +311,7 @@ fn run_request(
     options: &str,
     classifier_path: Option<PathBuf>,
 ) -> Result<String, Failure> {
+    check_size(&instruction, &contexts, &question)?;
     let options: CompressionOptions =
         serde_json::from_str(options).map_err(|e| Failure::Value(format!("bad options: {e}")))?;
     let tokenizer = match &options.target_tokenizer {
@@ -362,6 +365,19 @@ fn run_request(
     let mut json = serde_json::to_value(&result).map_err(|e| Failure::Runtime(e.to_string()))?;
     json["method"] = plan.method.name().into();
     Ok(json.to_string())
+}
+
+/// Refuses a prompt over [`MAX_INPUT_BYTES`] before any work is done on it.
+fn check_size(instruction: &str, contexts: &[String], question: &str) -> Result<(), Failure> {
+    let bytes =
+        instruction.len() + contexts.iter().map(String::len).sum::<usize>() + question.len();
+    if bytes > MAX_INPUT_BYTES {
+        return Err(Failure::Value(format!(
+            "the prompt is {bytes} bytes, over the {} MiB abridge compresses in one call: split it into parts (e.g. a call per document) and compress each",
+            MAX_INPUT_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// MiniLM, if installed (without it `auto` compares sentences with the question by BM25, and

@@ -256,6 +256,12 @@ fn owners(field: &str) -> &'static [MethodName] {
 
 const ALL_METHODS: [MethodName; 6] = MethodName::ALL;
 
+/// The most text, in bytes, the CLI (per file or standard input) and the Python package (per
+/// call: instruction, contexts and question together) compress at once: about four million
+/// tokens, minutes of work. Past it, split the text. HTTP has its own limit, the server's
+/// configurable `limits.max_body_bytes` (8 MiB by default).
+pub const MAX_INPUT_BYTES: usize = 16 << 20;
+
 /// The smallest `iterative_size` a request may ask for. Every window is a model call, so tiny
 /// windows multiply the work (1 took 51 s on a 1.3 kB text, 32 takes about as long as
 /// llmlingua's default of 200); the reference sets no floor, and its users pass 100 or 200.
