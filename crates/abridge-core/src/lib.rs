@@ -57,6 +57,7 @@ pub use request::{
 };
 pub use score::Progress;
 pub use scoring::{
-    Embedder, ModelToken, ScoringSession, TokenClassifier, TokenCounter, TokenScorer,
+    Embedder, Interrupt, ModelToken, ScoringSession, TokenClassifier, TokenCounter, TokenScorer,
+    Uninterrupted,
 };
 pub use segment::Unit;

@@ -27,10 +27,11 @@ use crate::error::{Error, Result};
 use crate::kernels::{self, add_assign, matmul, View};
 use crate::matrix::Matrix;
 use crate::safetensors::SafeTensors;
+use crate::windows;
 
 /// Tokens per packed forward call: bounds activation memory (`tokens × intermediate_size`
 /// floats) however many texts a caller passes at once.
-const FORWARD_TOKENS: usize = 4096;
+pub const FORWARD_TOKENS: usize = 4096;
 
 /// The suffix every supported checkpoint's word embedding tensor ends with; what precedes it
 /// (`bert.`, `roberta.` or nothing for a bare `BertModel`) prefixes every encoder tensor.
@@ -402,17 +403,10 @@ impl Encoder {
                 )));
             }
         }
+        let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
         let mut out = Vec::with_capacity(sequences.len());
-        let mut first = 0;
-        while first < sequences.len() {
-            let mut end = first + 1;
-            let mut tokens = sequences[first].len();
-            while end < sequences.len() && tokens + sequences[end].len() <= FORWARD_TOKENS {
-                tokens += sequences[end].len();
-                end += 1;
-            }
-            out.extend(self.forward_packed(&sequences[first..end], depth));
-            first = end;
+        for batch in windows::batches(&lengths, FORWARD_TOKENS) {
+            out.extend(self.forward_packed(&sequences[batch], depth));
         }
         Ok(out)
     }

@@ -40,6 +40,10 @@ pub enum Error {
 
     #[error("model fetch failed: {0}")]
     Fetch(String),
+
+    /// The caller's [`abridge_core::Interrupt`] stopped a computation; its reason, as given.
+    #[error("{0}")]
+    Interrupted(abridge_core::BoxError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use abridge_core::request::llmlingua_call::LlmlinguaCall;
+use abridge_core::request::MAX_INPUT_BYTES;
 use abridge_core::{
     compress_with, Classifier, CompressionOptions, Embedder, EmbedderUse, Models, TokenClassifier,
     TokenCounter, TokenScorer, Wording,
@@ -128,6 +129,7 @@ impl Engine {
 
     /// Compresses one prompt described by LLMLingua-style options. Runs without the GIL.
     fn run(&self, call: LlmlinguaCall) -> Result<output::Output, Failure> {
+        check_size(&call.instruction, &call.context, &call.question)?;
         let llmlingua2 = matches!(self.reader, Reader::Classifier(_));
         let plan = call.to_plan(&self.counter, llmlingua2)?;
         let embedder = match plan.plan.needs.embedder {
@@ -352,6 +354,7 @@ fn run_request(
     options: CompressionOptions,
     classifier_path: Option<PathBuf>,
 ) -> Result<MethodResult, Failure> {
+    check_size(&instruction, &contexts, &question)?;
     let tokenizer = match &options.target_tokenizer {
         Some(name) => name.parse::<TargetTokenizer>().map_err(Failure::from)?,
         None => TargetTokenizer::default(),
@@ -403,6 +406,19 @@ fn run_request(
         result: compress_with(&plan.request, models, None)?,
         method: plan.method.name(),
     })
+}
+
+/// Refuses a prompt over [`MAX_INPUT_BYTES`] before any work is done on it.
+fn check_size(instruction: &str, contexts: &[String], question: &str) -> Result<(), Failure> {
+    let bytes =
+        instruction.len() + contexts.iter().map(String::len).sum::<usize>() + question.len();
+    if bytes > MAX_INPUT_BYTES {
+        return Err(Failure::Value(format!(
+            "the prompt is {bytes} bytes, over the {} MiB abridge compresses in one call: split it into parts (e.g. a call per document) and compress each",
+            MAX_INPUT_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// MiniLM, if installed (without it `auto` compares sentences with the question by BM25, and

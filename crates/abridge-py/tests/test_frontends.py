@@ -89,3 +89,13 @@ def test_auto_is_the_default_and_errors_name_the_keyword():
         abridge.compress(DOCUMENTS, rate=2.0)
     with pytest.raises(ValueError, match=r"iterative_size= is an option of llmlingua, not auto"):
         abridge.compress(DOCUMENTS, iterative_size=100)
+
+
+def test_a_prompt_over_the_limit_is_refused_with_the_fix(compressor):
+    over = "a " * (8 * 2**20) + "b"  # 16 MiB + 1 byte
+    with pytest.raises(ValueError, match=r"16777217 bytes, over the 16 MiB .* split it into parts"):
+        abridge.compress(over)
+    with pytest.raises(ValueError, match=r"over the 16 MiB"):
+        compressor.compress_prompt([over[:-1], "b"], rate=0.5)
+    with pytest.raises(ValueError, match=r"iterative_size= must be at least 32"):
+        compressor.compress_prompt(DOCUMENTS, rate=0.5, iterative_size=8)

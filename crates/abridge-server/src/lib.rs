@@ -134,14 +134,22 @@ impl AppState {
         let scorer = Arc::clone(&self.scorer);
         Ok(Box::new(move |cancel: &Cancel| {
             let scorer = Cancellable {
-                scorer: scorer.as_ref(),
+                model: scorer.as_ref() as &dyn TokenScorer,
                 cancel,
             };
+            let embedder = embedder.as_deref().map(|model| Cancellable {
+                model: model as &dyn Embedder,
+                cancel,
+            });
+            let classifier = classifier.as_deref().map(|model| Cancellable {
+                model: model as &dyn TokenClassifier,
+                cancel,
+            });
             let models = Models {
                 scorer: Some(&scorer),
                 counter: counter.as_ref(),
-                embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
-                classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
+                embedder: embedder.as_ref().map(|e| e as &dyn Embedder),
+                classifier: classifier.as_ref().map(|c| c as &dyn TokenClassifier),
             };
             abridge_core::compress_with(&plan.request, models, None)
         }))
