@@ -324,7 +324,7 @@ fn toolkit() -> &'static Toolkit {
 /// dict of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
 /// `Compressed` as a dict, with the method's name under `method`. Runs without the GIL.
 #[pyfunction]
-#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None))]
+#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None, spans=true))]
 fn compress<'py>(
     py: Python<'py>,
     contexts: Vec<String>,
@@ -332,11 +332,23 @@ fn compress<'py>(
     question: String,
     options: &Bound<'py, PyAny>,
     classifier_path: Option<PathBuf>,
+    spans: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let options: CompressionOptions = from_python(options)?;
-    let result =
+    let mut result =
         py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?;
-    to_python(py, &result)
+    if !spans {
+        // Emptied before conversion: a long input's label map is most of the result (the CLI's
+        // `--no-spans`).
+        result.result.spans = Vec::new();
+        result.result.source = String::new();
+    }
+    let out = to_python(py, &result)?;
+    if !spans {
+        out.del_item("source")?;
+        out.del_item("spans")?;
+    }
+    Ok(out)
 }
 
 /// A result of `abridge.compress`: the library's result and the method that made it.

@@ -91,6 +91,24 @@ def test_auto_is_the_default_and_errors_name_the_keyword():
         abridge.compress(DOCUMENTS, iterative_size=100)
 
 
+def test_an_unreachable_target_is_reported_and_spans_are_optional():
+    # A target of one token: the question alone (protected) is over it.
+    result = abridge.compress(
+        "The harbour was rebuilt in 1889 after the storm.",
+        question="When was the harbour rebuilt?",
+        target_token=1,
+        spans=False,
+    )
+    assert result["budget_unreachable"] is True
+    assert "protected" in result["budget_unreachable_reason"]
+    assert "spans" not in result and "source" not in result
+    full = abridge.compress(DOCUMENTS, question=QUESTION, rate=0.5)
+    assert full["budget_unreachable"] is False and full["budget_unreachable_reason"] is None
+    assert full["spans"] and full["source"]
+    with pytest.raises(TypeError, match="spans must be a bool"):
+        abridge.compress(DOCUMENTS, spans="no")
+
+
 def test_a_prompt_over_the_limit_is_refused_with_the_fix(compressor):
     over = "a " * (8 * 2**20) + "b"  # 16 MiB + 1 byte
     with pytest.raises(ValueError, match=r"16777217 bytes, over the 16 MiB .* split it into parts"):
