@@ -3,28 +3,27 @@
 use std::io::Read;
 use std::path::Path;
 
+use abridge_core::request::MAX_INPUT_BYTES;
 use anyhow::{bail, Context};
-
-/// The largest input read, in bytes. Scoring is linear in the input but memory for the label
-/// map and the model's activations is not small: past this, split the text (docs/RELIABILITY.md).
-pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 
 /// Reads `source` (`-` for standard input) as UTF-8 text of at most [`MAX_INPUT_BYTES`].
 pub fn read_text(source: &Path) -> anyhow::Result<String> {
+    // One byte more than the limit, to tell "at the limit" from "over it" without reading all.
+    let limit = MAX_INPUT_BYTES as u64 + 1;
     let mut bytes = Vec::new();
     let name = if source == Path::new("-") {
         std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
+            .take(limit)
             .read_to_end(&mut bytes)
             .context("cannot read standard input")?;
         "standard input".to_string()
     } else {
         std::fs::File::open(source)
-            .and_then(|file| file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+            .and_then(|file| file.take(limit).read_to_end(&mut bytes))
             .with_context(|| format!("cannot read {}", source.display()))?;
         source.display().to_string()
     };
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
+    if bytes.len() > MAX_INPUT_BYTES {
         bail!(
             "{name} is over {} MiB, the most abridge reads at once: split it into parts and compress each",
             MAX_INPUT_BYTES >> 20

@@ -59,7 +59,7 @@ pub use request::{
 };
 pub use score::Progress;
 pub use scoring::{
-    Embedder, Generation, Generator, ModelToken, ScoringSession, TokenClassifier, TokenCounter,
-    TokenScorer,
+    Embedder, Generation, Generator, Interrupt, ModelToken, ScoringSession, TokenClassifier,
+    TokenCounter, TokenScorer, Uninterrupted,
 };
 pub use segment::Unit;

@@ -55,10 +55,35 @@ pub trait TokenCounter {
     fn name(&self) -> &str;
 }
 
+/// Asked between slices of a long model computation (a classifier's windows, an embedder's
+/// batches) whether to go on: a server stops a compression whose client has gone. An error ends
+/// the computation and is returned as it is.
+pub trait Interrupt {
+    fn check(&self) -> Result<(), BoxError>;
+}
+
+/// Never interrupts: for callers that wait for every result.
+pub struct Uninterrupted;
+
+impl Interrupt for Uninterrupted {
+    fn check(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
 /// A token classifier that gives each token a probability of being kept (LLMLingua-2 style).
 pub trait TokenClassifier {
     /// Keep-probabilities of the tokens of `text`, each with its byte range.
-    fn keep_probabilities(&self, text: &str) -> Result<Vec<(Range<usize>, f32)>, BoxError>;
+    fn keep_probabilities(&self, text: &str) -> Result<Vec<(Range<usize>, f32)>, BoxError> {
+        self.keep_probabilities_until(text, &Uninterrupted)
+    }
+
+    /// [`Self::keep_probabilities`], asking `interrupt` before each slice of a long text.
+    fn keep_probabilities_until(
+        &self,
+        text: &str,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<(Range<usize>, f32)>, BoxError>;
 
     /// Text tokens the classifier reads in one window (LLMLingua-2's compat mode thresholds
     /// chunks of this size).
@@ -67,7 +92,16 @@ pub trait TokenClassifier {
 
 /// A sentence embedder (e.g. all-MiniLM-L6-v2): one unit-length vector per text.
 pub trait Embedder {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError>;
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
+        self.embed_until(texts, &Uninterrupted)
+    }
+
+    /// [`Self::embed`], asking `interrupt` before each batch of texts.
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<Vec<f32>>, BoxError>;
 }
 
 /// What a [`Generator`] is asked: a system message, one user turn, and the most tokens (its

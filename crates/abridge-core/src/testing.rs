@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::scoring::{
-    Embedder, Generation, Generator, ModelToken, ScoringSession, TokenClassifier, TokenCounter,
-    TokenScorer,
+    Embedder, Generation, Generator, Interrupt, ModelToken, ScoringSession, TokenClassifier,
+    TokenCounter, TokenScorer,
 };
 use crate::segment::is_cjk;
 use crate::BoxError;
@@ -197,10 +197,12 @@ impl FakeClassifier {
 }
 
 impl TokenClassifier for FakeClassifier {
-    fn keep_probabilities(
+    fn keep_probabilities_until(
         &self,
         text: &str,
+        interrupt: &dyn Interrupt,
     ) -> Result<Vec<(std::ops::Range<usize>, f32)>, BoxError> {
+        interrupt.check()?;
         Ok(Self::tokenize(text)
             .into_iter()
             .map(|span| {
@@ -221,7 +223,12 @@ impl TokenClassifier for FakeClassifier {
 pub struct FakeEmbedder;
 
 impl Embedder for FakeEmbedder {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<Vec<f32>>, BoxError> {
+        interrupt.check()?;
         Ok(texts
             .iter()
             .map(|text| {

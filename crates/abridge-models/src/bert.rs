@@ -24,13 +24,14 @@ use serde::Deserialize;
 
 use crate::encoder_tokenizer::EncoderTokenizer;
 use crate::error::{Error, Result};
-use crate::kernels::{add_assign, matmul, View};
+use crate::kernels::{self, add_assign, matmul, View};
 use crate::matrix::Matrix;
 use crate::safetensors::SafeTensors;
+use crate::windows;
 
 /// Tokens per packed forward call: bounds activation memory (`tokens × intermediate_size`
 /// floats) however many texts a caller passes at once.
-const FORWARD_TOKENS: usize = 4096;
+pub const FORWARD_TOKENS: usize = 4096;
 
 /// The suffix every supported checkpoint's word embedding tensor ends with; what precedes it
 /// (`bert.`, `roberta.` or nothing for a bare `BertModel`) prefixes every encoder tensor.
@@ -402,17 +403,10 @@ impl Encoder {
                 )));
             }
         }
+        let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
         let mut out = Vec::with_capacity(sequences.len());
-        let mut first = 0;
-        while first < sequences.len() {
-            let mut end = first + 1;
-            let mut tokens = sequences[first].len();
-            while end < sequences.len() && tokens + sequences[end].len() <= FORWARD_TOKENS {
-                tokens += sequences[end].len();
-                end += 1;
-            }
-            out.extend(self.forward_packed(&sequences[first..end], depth));
-            first = end;
+        for batch in windows::batches(&lengths, FORWARD_TOKENS) {
+            out.extend(self.forward_packed(&sequences[batch], depth));
         }
         Ok(out)
     }
@@ -521,7 +515,7 @@ impl Encoder {
                     );
                 }
                 for row in scores.chunks_exact_mut(n) {
-                    softmax(row);
+                    kernels::softmax(row);
                 }
                 let mut out = vec![0f32; n * d];
                 // SAFETY: as above; `scores` is n × n and `out` n × d.
@@ -569,18 +563,6 @@ fn encoder_prefix(st: &SafeTensors) -> Result<String> {
             path: st.path.clone(),
             reason: format!("no tensor named `{WORD_EMBEDDINGS}` (with or without a prefix): not a BERT-family checkpoint"),
         })
-}
-
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in row.iter_mut() {
-        *v /= sum;
-    }
 }
 
 /// GELU in its erf form, as BERT's `hidden_act: "gelu"` specifies.

@@ -60,12 +60,12 @@ pub fn reply(
         None,
         max_tokens,
         &stop_ids(lm),
-        &mut |_, n| on_token(n).map_err(Error::Stopped),
+        &mut |_, n| on_token(n).map_err(Error::Interrupted),
     );
     match generated {
         Ok(tokens) => Ok(lm.tokenizer.decode(&tokens).trim().to_string()),
         // The caller's own error, so it can recognise it (a cancellation).
-        Err(Error::Stopped(error)) => Err(error),
+        Err(Error::Interrupted(error)) => Err(error),
         Err(error) => Err(error.into()),
     }
 }

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use abridge_core::{BoxError, Embedder};
+use abridge_core::{BoxError, Embedder, Interrupt};
 use serde::Deserialize;
 
-use crate::bert::{Checkpoint, Encoder};
+use crate::bert::{Checkpoint, Encoder, FORWARD_TOKENS};
 use crate::encoder_tokenizer::EncoderTokenizer;
 use crate::error::{Error, Result};
 use crate::{fetch, windows};
@@ -71,8 +71,10 @@ impl SentenceEncoder {
         self.encoder.hidden_size()
     }
 
-    /// Embeds every text; all windows of all texts go through the encoder as one batch.
-    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    /// Embeds every text. The windows of all texts go through the encoder in batches of one
+    /// forward pass, `interrupt` asked before each, and each batch is pooled as it comes, so
+    /// memory stays bounded by a batch however many texts there are.
+    pub fn embed_texts(&self, texts: &[&str], interrupt: &dyn Interrupt) -> Result<Vec<Vec<f32>>> {
         let capacity = self.encoder.max_tokens() - self.tokenizer.special_tokens();
         let mut sequences = Vec::new();
         let mut owner = Vec::new();
@@ -83,17 +85,21 @@ impl SentenceEncoder {
                 owner.push(t);
             }
         }
-        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-        let hidden = self.encoder.forward(&refs)?;
         let h = self.dimensions();
         let mut sums = vec![vec![0f64; h]; texts.len()];
         let mut counts = vec![0usize; texts.len()];
-        for (states, &t) in hidden.iter().zip(&owner) {
-            for row in states.chunks_exact(h) {
-                for (s, &v) in sums[t].iter_mut().zip(row) {
-                    *s += f64::from(v);
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        for batch in windows::batches(&lengths, FORWARD_TOKENS) {
+            interrupt.check().map_err(Error::Interrupted)?;
+            let refs: Vec<&[u32]> = sequences[batch.clone()].iter().map(Vec::as_slice).collect();
+            let hidden = self.encoder.forward(&refs)?;
+            for (states, &t) in hidden.iter().zip(&owner[batch]) {
+                for row in states.chunks_exact(h) {
+                    for (s, &v) in sums[t].iter_mut().zip(row) {
+                        *s += f64::from(v);
+                    }
+                    counts[t] += 1;
                 }
-                counts[t] += 1;
             }
         }
         Ok(sums
@@ -134,7 +140,11 @@ fn check_pooling(path: &Path) -> Result<()> {
 }
 
 impl Embedder for SentenceEncoder {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BoxError> {
-        Ok(self.embed_texts(texts)?)
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<Vec<f32>>, BoxError> {
+        Ok(self.embed_texts(texts, interrupt)?)
     }
 }

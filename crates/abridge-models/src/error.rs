@@ -41,9 +41,10 @@ pub enum Error {
     #[error("model fetch failed: {0}")]
     Fetch(String),
 
-    /// The caller stopped a generation (e.g. cancelled its request); its own error.
-    #[error("generation stopped: {0}")]
-    Stopped(#[source] abridge_core::BoxError),
+    /// The caller stopped a computation (an [`abridge_core::Interrupt`], or a generation's
+    /// token callback); its reason, as given.
+    #[error("{0}")]
+    Interrupted(abridge_core::BoxError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use abridge_core::{BoxError, TokenClassifier};
+use abridge_core::{BoxError, Interrupt, TokenClassifier, Uninterrupted};
 use serde::{Deserialize, Serialize};
 
 use crate::embedder::{SentenceEncoder, MINILM_DIR};
@@ -144,17 +144,37 @@ impl FastClassifier {
         hidden_states(&self.minilm, self.head.layers, texts)
     }
 
-    /// Each text's tokens with their byte ranges and keep-probabilities.
-    pub fn keep_probabilities_of(&self, texts: &[&str]) -> Result<Vec<KeepProbabilities>> {
+    /// Each text's tokens with their byte ranges and keep-probabilities; `interrupt` is asked
+    /// before each forward pass. The head reads each window's hidden states as they come, so
+    /// only one pass's states are held however long the text.
+    pub fn keep_probabilities_of(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<KeepProbabilities>> {
         let d = self.head.input;
-        Ok(self
-            .hidden_states(texts)?
+        let rows = read_windows(&self.minilm, texts, 1, interrupt, |sequences| {
+            let states = self
+                .minilm
+                .encoder
+                .forward_depth(sequences, self.head.layers)?;
+            Ok(states
+                .iter()
+                .map(|window| {
+                    window
+                        .chunks_exact(d)
+                        .map(|x| sigmoid(self.head.logit(x)))
+                        .collect()
+                })
+                .collect())
+        })?;
+        Ok(rows
             .into_iter()
-            .map(|(tokens, states)| {
+            .map(|(tokens, probabilities)| {
                 tokens
                     .into_iter()
-                    .zip(states.chunks_exact(d))
-                    .map(|(token, x)| (token.span, sigmoid(self.head.logit(x))))
+                    .zip(probabilities)
+                    .map(|(token, p)| (token.span, p))
                     .collect()
             })
             .collect())
@@ -162,9 +182,13 @@ impl FastClassifier {
 }
 
 impl TokenClassifier for FastClassifier {
-    fn keep_probabilities(&self, text: &str) -> Result<KeepProbabilities, BoxError> {
+    fn keep_probabilities_until(
+        &self,
+        text: &str,
+        interrupt: &dyn Interrupt,
+    ) -> Result<KeepProbabilities, BoxError> {
         Ok(self
-            .keep_probabilities_of(&[text])?
+            .keep_probabilities_of(&[text], interrupt)?
             .pop()
             .unwrap_or_default())
     }
@@ -181,13 +205,30 @@ pub fn hidden_states(
     layers: usize,
     texts: &[&str],
 ) -> Result<Vec<TokenRows>> {
-    let encoder = &minilm.encoder;
+    read_windows(
+        minilm,
+        texts,
+        minilm.encoder.hidden_size(),
+        &Uninterrupted,
+        |sequences| minilm.encoder.forward_depth(sequences, layers),
+    )
+}
+
+/// [`windows::per_token`] over MiniLM's windows: `read` gives `width` values per position.
+fn read_windows(
+    minilm: &SentenceEncoder,
+    texts: &[&str],
+    width: usize,
+    interrupt: &dyn Interrupt,
+    read: impl FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
+) -> Result<Vec<TokenRows>> {
     windows::per_token(
         &minilm.tokenizer,
-        encoder.max_tokens() - minilm.tokenizer.special_tokens(),
+        minilm.encoder.max_tokens() - minilm.tokenizer.special_tokens(),
         texts,
-        encoder.hidden_size(),
-        |sequences| encoder.forward_depth(sequences, layers),
+        width,
+        interrupt,
+        read,
     )
 }
 

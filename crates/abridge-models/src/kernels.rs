@@ -164,10 +164,24 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
     }
 }
 
+/// `ln Σ exp(logits)`, shifted by the maximum so nothing overflows: the one log-partition every
+/// model file and loss uses (`-inf` for an empty slice).
+pub fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = vector::max(logits);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + vector::sum_exp(logits, max).ln()
+}
+
 /// `ln softmax(logits)[target]`, without materialising the probabilities.
 pub fn target_log_prob(logits: &[f32], target: usize) -> f32 {
-    let max = vector::max(logits);
-    logits[target] - max - vector::sum_exp(logits, max).ln()
+    logits[target] - log_sum_exp(logits)
+}
+
+/// Softmax of `row` in place.
+pub fn softmax(row: &mut [f32]) {
+    causal_softmax(row, row.len());
 }
 
 /// Softmax of the first `visible` scores of `row` in place; the rest (future keys) become 0.

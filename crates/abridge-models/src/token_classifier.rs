@@ -4,12 +4,12 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use abridge_core::{BoxError, ModelToken, TokenClassifier};
+use abridge_core::{BoxError, Interrupt, ModelToken, TokenClassifier};
 
 use crate::bert::{Checkpoint, Encoder, TokenClassificationHead};
 use crate::encoder_tokenizer::EncoderTokenizer;
 use crate::error::{Error, Result};
-use crate::windows;
+use crate::{kernels, windows};
 
 /// The label meaning "keep this token" in LLMLingua-2's checkpoints (`num_labels = 2`, trained
 /// with 1 = the word survived GPT-4's compression).
@@ -82,13 +82,19 @@ impl TokenClassificationModel {
     }
 
     /// Tokenizes and classifies each text. A text longer than one window is read in overlapping
-    /// windows ([`windows::overlapping`]); all windows of all texts form one batch.
-    pub fn token_logits(&self, texts: &[&str]) -> Result<Vec<TokenLogits>> {
+    /// windows ([`windows::overlapping`]), in batches of one forward pass, `interrupt` asked
+    /// before each.
+    pub fn token_logits(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<TokenLogits>> {
         let rows = windows::per_token(
             &self.tokenizer,
             self.window_tokens(),
             texts,
             self.num_labels(),
+            interrupt,
             |sequences| self.logits_for_ids(sequences),
         )?;
         Ok(rows
@@ -98,10 +104,14 @@ impl TokenClassificationModel {
     }
 
     /// Keep-probabilities (softmax over the labels, then [`KEEP_LABEL`]) of each text's tokens.
-    pub fn keep_probabilities_of(&self, texts: &[&str]) -> Result<Vec<KeepProbabilities>> {
+    pub fn keep_probabilities_of(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<KeepProbabilities>> {
         let labels = self.num_labels();
         Ok(self
-            .token_logits(texts)?
+            .token_logits(texts, interrupt)?
             .into_iter()
             .map(|text| {
                 text.tokens
@@ -116,17 +126,19 @@ impl TokenClassificationModel {
 
 /// `softmax(logits)[KEEP_LABEL]` of one token's logits (0 if there is no such label).
 pub fn keep_probability(logits: &[f32]) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
     logits
         .get(KEEP_LABEL)
-        .map_or(0.0, |&keep| (keep - max).exp() / sum)
+        .map_or(0.0, |&keep| (keep - kernels::log_sum_exp(logits)).exp())
 }
 
 impl TokenClassifier for TokenClassificationModel {
-    fn keep_probabilities(&self, text: &str) -> Result<KeepProbabilities, BoxError> {
+    fn keep_probabilities_until(
+        &self,
+        text: &str,
+        interrupt: &dyn Interrupt,
+    ) -> Result<KeepProbabilities, BoxError> {
         Ok(self
-            .keep_probabilities_of(&[text])?
+            .keep_probabilities_of(&[text], interrupt)?
             .pop()
             .unwrap_or_default())
     }

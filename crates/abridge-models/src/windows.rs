@@ -3,10 +3,11 @@
 
 use std::ops::Range;
 
-use abridge_core::ModelToken;
+use abridge_core::{Interrupt, ModelToken};
 
+use crate::bert::FORWARD_TOKENS;
 use crate::encoder_tokenizer::EncoderTokenizer;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One text's tokens (no special tokens) and a row of per-token outputs for each,
 /// `tokens.len() × width`, row-major.
@@ -78,45 +79,76 @@ pub fn disjoint(n: usize, capacity: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Consecutive runs of items whose lengths add up to at most `limit` (an item longer than the
+/// limit runs alone): the sequences one forward pass reads together.
+pub fn batches(lengths: &[usize], limit: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut first = 0;
+    while first < lengths.len() {
+        let mut end = first + 1;
+        let mut total = lengths[first];
+        while end < lengths.len() && total + lengths[end] <= limit {
+            total += lengths[end];
+            end += 1;
+        }
+        out.push(first..end);
+        first = end;
+    }
+    out
+}
+
 /// Per-token outputs of each text: its tokens are cut into [`overlapping`] windows of `capacity`
-/// text tokens, all windows of all texts (each framed by the special tokens) go to `read` as one
-/// batch, which returns `width` values for every position, and each token takes its row from the
-/// window that owns it.
+/// text tokens, and the windows of all texts (each framed by the special tokens) go to `read` in
+/// [`batches`] of one forward pass, `interrupt` asked before each. `read` returns `width` values
+/// for every position of each window, and each token takes its row from the window that owns it.
+/// Only one batch's outputs are alive at a time, so a `read` that reduces its hidden states
+/// (a classifier head) keeps memory bounded by the batch rather than by the text.
 pub fn per_token(
     tokenizer: &EncoderTokenizer,
     capacity: usize,
     texts: &[&str],
     width: usize,
-    read: impl FnOnce(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
+    interrupt: &dyn Interrupt,
+    mut read: impl FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
 ) -> Result<Vec<TokenRows>> {
-    let mut tokenized = Vec::with_capacity(texts.len());
-    let mut sequences = Vec::new();
+    let mut out: Vec<TokenRows> = Vec::with_capacity(texts.len());
     // For each window: its text and the tokens it answers for.
     let mut placements = Vec::new();
     for (t, text) in texts.iter().enumerate() {
         let tokens = tokenizer.encode(text)?;
-        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-        for window in overlapping(ids.len(), capacity) {
-            sequences.push(tokenizer.with_special_tokens(&ids[window.tokens.clone()]));
-            placements.push((t, window));
-        }
-        tokenized.push(tokens);
+        placements.extend(
+            overlapping(tokens.len(), capacity)
+                .into_iter()
+                .map(|w| (t, w)),
+        );
+        let rows = vec![0f32; tokens.len() * width];
+        out.push((tokens, rows));
     }
-    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let window_rows = read(&refs)?;
-    let mut out: Vec<TokenRows> = tokenized
-        .into_iter()
-        .map(|tokens| {
-            let rows = vec![0f32; tokens.len() * width];
-            (tokens, rows)
-        })
+    let lengths: Vec<usize> = placements
+        .iter()
+        .map(|(_, window)| window.tokens.len() + tokenizer.special_tokens())
         .collect();
     let skip = tokenizer.prefix_len();
-    for ((t, window), rows) in placements.iter().zip(window_rows) {
-        let from = (skip + window.owned.start - window.tokens.start) * width;
-        let to = from + window.owned.len() * width;
-        out[*t].1[window.owned.start * width..window.owned.end * width]
-            .copy_from_slice(&rows[from..to]);
+    for batch in batches(&lengths, FORWARD_TOKENS) {
+        interrupt.check().map_err(Error::Interrupted)?;
+        let placed = &placements[batch];
+        let sequences: Vec<Vec<u32>> = placed
+            .iter()
+            .map(|(t, window)| {
+                let ids: Vec<u32> = out[*t].0[window.tokens.clone()]
+                    .iter()
+                    .map(|token| token.id)
+                    .collect();
+                tokenizer.with_special_tokens(&ids)
+            })
+            .collect();
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        for ((t, window), rows) in placed.iter().zip(read(&refs)?) {
+            let from = (skip + window.owned.start - window.tokens.start) * width;
+            let to = from + window.owned.len() * width;
+            out[*t].1[window.owned.start * width..window.owned.end * width]
+                .copy_from_slice(&rows[from..to]);
+        }
     }
     Ok(out)
 }
@@ -167,6 +199,13 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn batches_fill_up_to_the_limit_in_order() {
+        assert!(batches(&[], 10).is_empty());
+        assert_eq!(batches(&[4, 6, 1, 12, 3], 10), [0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(batches(&[3, 3, 3, 3], 10), [0..3, 3..4]);
     }
 
     #[test]

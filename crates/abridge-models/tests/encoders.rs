@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use abridge_core::{Embedder, TokenClassifier};
+use abridge_core::{Embedder, TokenClassifier, Uninterrupted};
 use abridge_models::token_classifier::keep_probability;
 use abridge_models::{Error, SentenceEncoder, TokenClassificationModel};
 use serde::Deserialize;
@@ -72,7 +72,7 @@ fn check_classifier(name: &str) {
     // Every text in one batch: short ones, the empty one and one over 512 tokens (windows).
     let texts: Vec<&str> = r.texts.iter().map(|t| t.text.as_str()).collect();
     assert!(r.texts.iter().any(|t| t.ids.len() > 512));
-    let results = model.token_logits(&texts).unwrap();
+    let results = model.token_logits(&texts, &Uninterrupted).unwrap();
     for (got, want) in results.iter().zip(&r.texts) {
         assert_eq!(got.tokens.len(), want.ids.len());
         let want_logits: Vec<f32> = want.logits.concat();
@@ -130,7 +130,7 @@ fn bad_inputs_are_errors() {
         Err(Error::InvalidInput(_))
     ));
     assert!(model.logits_for_ids(&[&[]]).unwrap()[0].is_empty());
-    assert!(model.token_logits(&[]).unwrap().is_empty());
+    assert!(model.token_logits(&[], &Uninterrupted).unwrap().is_empty());
 }
 
 #[test]

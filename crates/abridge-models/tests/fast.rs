@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use abridge_core::TokenClassifier;
+use abridge_core::{TokenClassifier, Uninterrupted};
 use abridge_models::fast::sigmoid;
 use abridge_models::FastClassifier;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ fn shipped_head_reproduces_recorded_probabilities() {
     let texts = inputs();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let got: Vec<Recorded> = fast()
-        .keep_probabilities_of(&refs)
+        .keep_probabilities_of(&refs, &Uninterrupted)
         .unwrap()
         .into_iter()
         .zip(&texts)

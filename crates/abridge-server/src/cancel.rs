@@ -1,13 +1,17 @@
 //! Stopping a compression nobody waits for any more: its deadline passed, its client hung up, or
-//! the server is shutting down. A blocking thread cannot be killed, so the scorer itself checks a
-//! flag between slices of its input and fails once the flag is set; the worker is then free
-//! within one slice's forward pass instead of after the whole compression. A generator (the
-//! `rewrite` method's) checks it after every token it writes.
+//! the server is shutting down. A blocking thread cannot be killed, so the models themselves check
+//! a flag between slices of their input (a scorer's tokens, a classifier's windows, an embedder's
+//! batches, a generator's tokens) and fail once it is set; the worker is then free within one
+//! slice's forward pass instead of after the whole compression.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use abridge_core::{BoxError, Generation, Generator, ModelToken, ScoringSession, TokenScorer};
+use abridge_core::{
+    BoxError, Embedder, Generation, Generator, Interrupt, ModelToken, ScoringSession,
+    TokenClassifier, TokenScorer,
+};
 
 /// Tokens scored between two checks of the flag: a few hundred milliseconds of a forward pass on
 /// the default model.
@@ -40,13 +44,25 @@ impl Cancel {
     pub fn is_cancelled(&self) -> bool {
         self.job.load(Ordering::SeqCst) || self.pool.load(Ordering::SeqCst)
     }
+}
 
+impl Interrupt for Cancel {
     fn check(&self) -> Result<(), BoxError> {
         if self.is_cancelled() {
             Err(Box::new(Cancelled))
         } else {
             Ok(())
         }
+    }
+}
+
+/// Stops when either does: a job's [`Cancel`] and whatever its caller passed.
+struct Either<'a>(&'a Cancel, &'a dyn Interrupt);
+
+impl Interrupt for Either<'_> {
+    fn check(&self) -> Result<(), BoxError> {
+        self.0.check()?;
+        self.1.check()
     }
 }
 
@@ -60,52 +76,74 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// A scorer whose sessions stop once `cancel` is set.
-pub struct Cancellable<'a> {
-    pub scorer: &'a dyn TokenScorer,
+/// A model (scorer, classifier, embedder or generator) that stops once `cancel` is set: a scorer's sessions
+/// between slices of their input, a classifier between its windows, an embedder between batches.
+pub struct Cancellable<'a, M: ?Sized> {
+    pub model: &'a M,
     pub cancel: &'a Cancel,
 }
 
-impl TokenScorer for Cancellable<'_> {
+impl TokenScorer for Cancellable<'_, dyn TokenScorer + '_> {
     fn tokenize(&self, text: &str) -> Result<Vec<ModelToken>, BoxError> {
         self.cancel.check()?;
-        self.scorer.tokenize(text)
+        self.model.tokenize(text)
     }
 
     fn session(&self) -> Result<Box<dyn ScoringSession + '_>, BoxError> {
         self.cancel.check()?;
         Ok(Box::new(Session {
-            inner: self.scorer.session()?,
+            inner: self.model.session()?,
             cancel: self.cancel,
         }))
     }
 
     fn max_context(&self) -> usize {
-        self.scorer.max_context()
+        self.model.max_context()
     }
 }
 
-/// A generator that stops once `cancel` is set (it checks after every token it writes).
-pub struct CancellableGenerator<'a> {
-    pub generator: &'a dyn Generator,
-    pub cancel: &'a Cancel,
+impl TokenClassifier for Cancellable<'_, dyn TokenClassifier + '_> {
+    fn keep_probabilities_until(
+        &self,
+        text: &str,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<(Range<usize>, f32)>, BoxError> {
+        self.model
+            .keep_probabilities_until(text, &Either(self.cancel, interrupt))
+    }
+
+    fn window_tokens(&self) -> usize {
+        self.model.window_tokens()
+    }
 }
 
-impl Generator for CancellableGenerator<'_> {
+impl Embedder for Cancellable<'_, dyn Embedder + '_> {
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<Vec<f32>>, BoxError> {
+        self.model
+            .embed_until(texts, &Either(self.cancel, interrupt))
+    }
+}
+
+/// A generator checks after every token it writes.
+impl Generator for Cancellable<'_, dyn Generator + '_> {
     fn generate(
         &self,
         request: &Generation,
         on_token: &mut dyn FnMut(usize) -> Result<(), BoxError>,
     ) -> Result<String, BoxError> {
         self.cancel.check()?;
-        self.generator.generate(request, &mut |n| {
+        self.model.generate(request, &mut |n| {
             self.cancel.check()?;
             on_token(n)
         })
     }
 
     fn name(&self) -> &str {
-        self.generator.name()
+        self.model.name()
     }
 }
 
@@ -137,7 +175,7 @@ impl ScoringSession for Session<'_> {
 
 #[cfg(test)]
 mod tests {
-    use abridge_core::testing::FakeScorer;
+    use abridge_core::testing::{FakeClassifier, FakeEmbedder, FakeScorer};
 
     use super::*;
 
@@ -147,7 +185,7 @@ mod tests {
         let fake = FakeScorer::new().with_recall(0.5);
         let cancel = Cancel::default();
         let scorer = Cancellable {
-            scorer: &fake,
+            model: &fake as &dyn TokenScorer,
             cancel: &cancel,
         };
         let text: String = (0..300).map(|i| format!("w{} ", i % 37)).collect();
@@ -159,6 +197,34 @@ mod tests {
         let error = session.extend(&ids).unwrap_err();
         assert!(error.is::<Cancelled>(), "{error}");
         assert!(scorer.session().is_err() && scorer.tokenize("a").is_err());
+    }
+
+    #[test]
+    fn a_cancelled_classifier_and_embedder_stop_and_uncancelled_ones_answer_the_same() {
+        let (fake_classifier, fake_embedder) =
+            (FakeClassifier::new().with("cats", 0.9), FakeEmbedder);
+        let cancel = Cancel::default();
+        let classifier = Cancellable {
+            model: &fake_classifier as &dyn TokenClassifier,
+            cancel: &cancel,
+        };
+        let embedder = Cancellable {
+            model: &fake_embedder as &dyn Embedder,
+            cancel: &cancel,
+        };
+        let text = "the cats sat";
+        assert_eq!(
+            classifier.keep_probabilities(text).unwrap(),
+            fake_classifier.keep_probabilities(text).unwrap()
+        );
+        assert_eq!(
+            embedder.embed(&[text]).unwrap(),
+            fake_embedder.embed(&[text]).unwrap()
+        );
+        cancel.cancel();
+        let error = classifier.keep_probabilities(text).unwrap_err();
+        assert!(error.is::<Cancelled>(), "{error}");
+        assert!(embedder.embed(&[text]).unwrap_err().is::<Cancelled>());
     }
 
     #[test]

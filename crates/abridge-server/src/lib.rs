@@ -42,7 +42,7 @@ pub use config::Config;
 pub use error::{ApiError, Error};
 pub use listen::serve;
 
-use crate::cancel::{Cancel, Cancellable, CancellableGenerator};
+use crate::cancel::{Cancel, Cancellable};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolError};
 
@@ -150,17 +150,26 @@ impl AppState {
         let scorer = Arc::clone(&self.scorer);
         Ok(Box::new(move |cancel: &Cancel| {
             let scorer = Cancellable {
-                scorer: scorer.as_ref(),
+                model: scorer.as_ref() as &dyn TokenScorer,
                 cancel,
             };
-            let generator = generator
-                .as_deref()
-                .map(|generator| CancellableGenerator { generator, cancel });
+            let embedder = embedder.as_deref().map(|model| Cancellable {
+                model: model as &dyn Embedder,
+                cancel,
+            });
+            let classifier = classifier.as_deref().map(|model| Cancellable {
+                model: model as &dyn TokenClassifier,
+                cancel,
+            });
+            let generator = generator.as_deref().map(|model| Cancellable {
+                model: model as &dyn Generator,
+                cancel,
+            });
             let models = Models {
                 scorer: Some(&scorer),
                 counter: counter.as_ref(),
-                embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
-                classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
+                embedder: embedder.as_ref().map(|e| e as &dyn Embedder),
+                classifier: classifier.as_ref().map(|c| c as &dyn TokenClassifier),
                 generator: generator.as_ref().map(|g| g as &dyn Generator),
             };
             abridge_core::compress_with(&plan.request, models, None)

@@ -6,7 +6,7 @@
 //! beyond the queue are refused at once (`503` + `Retry-After`) rather than held in memory.
 //!
 //! Each job gets a [`Cancel`] that is set when its caller stops waiting (deadline, disconnect)
-//! or the pool is stopped; a compression checks it between scoring slices ([`crate::cancel`]),
+//! or the pool is stopped; a compression checks it between slices of model work ([`crate::cancel`]),
 //! so an abandoned job gives its worker back promptly.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -261,6 +261,14 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_a_clear_message() {
             "invalid_request",
             "iterative_size: invalid value",
         ),
+        (
+            json!({"context": "text", "method": "llmlingua", "iterative_size": 1})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_request",
+            "must be at least 32",
+        ),
     ];
     for (body, status, code, message) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();

@@ -116,24 +116,21 @@ async fn connections_beyond_the_cap_get_503_and_healthz_still_answers() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_timed_out_compression_frees_its_worker() {
+/// Sends `request` to a server with one worker and a 0.5 s deadline, expects `503 timeout`, and
+/// requires the worker to be free within 5 s (before, an abandoned compression held it until it
+/// finished: minutes at 1 MB).
+async fn a_timed_out_compression_frees_its_worker(request: Value) {
     let server =
         TestServer::with_toml("[limits]\nworkers = 1\nrequest_timeout_seconds = 0.5").await;
-    // The scoring-LM path, which checks its cancel flag between slices; `auto` and `fast` read a
-    // classifier that is not interruptible yet (docs/SERVER.md).
-    let long = json!({"context": long_text(60_000), "rate": 0.5, "method": "selective-context"})
-        .to_string();
     let response = client()
         .post(server.url("/v1/compress"))
-        .body(long)
+        .body(request.to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "timeout");
-    // Before, the abandoned compression held the only worker until it finished (minutes at 1 MB).
     let freed = Instant::now();
     while server.state.pool.busy() > 0 {
         assert!(
@@ -143,6 +140,26 @@ async fn a_timed_out_compression_frees_its_worker() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_timed_out_compression_frees_its_worker_on_the_scoring_lm_path() {
+    // The scorer checks its cancel flag between slices of 128 tokens.
+    a_timed_out_compression_frees_its_worker(
+        json!({"context": long_text(60_000), "rate": 0.5, "method": "selective-context"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_timed_out_compression_frees_its_worker_with_the_default_method() {
+    // auto's classifier and embedder check it between forward passes. About 100,000 MiniLM
+    // tokens with a question: seconds of classification, more than the 5 s allowed, on an idle
+    // machine.
+    a_timed_out_compression_frees_its_worker(
+        json!({"context": long_text(400_000), "question": "Who wrote it?", "rate": 0.5}),
+    )
+    .await;
 }
 
 #[tokio::test]

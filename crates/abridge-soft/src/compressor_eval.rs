@@ -210,6 +210,77 @@ pub fn score(
     })
 }
 
+/// One compressor against the plain model on the same windows.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Comparison {
+    pub method: &'static str,
+    /// Memory positions (and the truncation baseline's tokens).
+    pub k: usize,
+    pub baselines: Baselines,
+    pub scores: CompressorScores,
+}
+
+impl Comparison {
+    /// The share of the gap between no context and the full text that the memory closes (1: as
+    /// good as the text, 0: as good as nothing).
+    pub fn gap_closed(&self) -> f64 {
+        self.gap_closed_by(self.scores.memory)
+    }
+
+    /// [`Self::gap_closed`] by another document's memory: what a learned, content-free prefix
+    /// alone achieves.
+    pub fn gap_closed_mismatched(&self) -> f64 {
+        self.gap_closed_by(self.scores.mismatched)
+    }
+
+    fn gap_closed_by(&self, perplexity: f64) -> f64 {
+        let Baselines { none, full, .. } = self.baselines;
+        (none - perplexity) / (none - full)
+    }
+}
+
+/// Each compressor scored on `windows` next to the plain model's baselines, which run once per
+/// distinct k (the truncation baseline keeps k tokens). `progress` is called after each window of
+/// each baseline run and as [`score`] calls it.
+pub fn compare(
+    lm: &LanguageModel,
+    model: &ModelId,
+    compressors: &[&Compressor],
+    windows: &[Window],
+    setting: Setting,
+    progress: &mut dyn FnMut(),
+) -> Result<Vec<Comparison>> {
+    let mut ks: Vec<usize> = compressors.iter().map(|c| c.adapter.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    let baselines = ks
+        .iter()
+        .map(|&k| baselines(lm, windows, setting, k, progress))
+        .collect::<Result<Vec<_>>>()?;
+    compressors
+        .iter()
+        .map(|compressor| {
+            let k = compressor.adapter.k;
+            let at = ks.partition_point(|&other| other < k);
+            Ok(Comparison {
+                method: compressor.method().name(),
+                k,
+                baselines: baselines[at],
+                scores: score(lm, model, compressor, windows, setting, progress)?,
+            })
+        })
+        .collect()
+}
+
+/// Progress calls [`compare`] makes: one per window of each baseline run, two per window of each
+/// compressor.
+pub fn compare_steps(compressors: &[&Compressor], windows: usize) -> usize {
+    let mut ks: Vec<usize> = compressors.iter().map(|c| c.adapter.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    (ks.len() + 2 * compressors.len()) * windows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

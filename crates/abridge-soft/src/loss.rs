@@ -1,6 +1,7 @@
 //! Losses on the LM head's output and their gradients with respect to the final hidden states.
 
 pub use abridge_models::generate::argmax;
+use abridge_models::kernels;
 use abridge_models::llama::CausalLm;
 use rayon::prelude::*;
 
@@ -65,7 +66,7 @@ pub fn head_loss(
             .map(|(r, row)| {
                 let position = first + r;
                 let top = argmax(row).0;
-                let log_z = log_partition(row);
+                let log_z = kernels::log_sum_exp(row);
                 let (loss, agrees) = match targets {
                     Targets::Tokens(ids) => {
                         let target = ids[position] as usize;
@@ -106,14 +107,8 @@ pub fn head_loss(
     }
 }
 
-/// `ln Σ exp(logits)`.
-fn log_partition(logits: &[f32]) -> f32 {
-    let max = argmax(logits).1;
-    max + logits.iter().map(|&v| (v - max).exp()).sum::<f32>().ln()
-}
-
 /// `ln softmax(logits)`, in place.
 pub fn log_softmax(logits: &mut [f32]) {
-    let log_z = log_partition(logits);
+    let log_z = kernels::log_sum_exp(logits);
     logits.iter_mut().for_each(|v| *v -= log_z);
 }

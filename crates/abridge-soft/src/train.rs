@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use abridge_models::llama::CausalLm;
 use abridge_models::safetensors::SafeTensors;
+use abridge_models::LanguageModel;
 
 use crate::adapter::{Adapter, AdapterWeights, Method};
+use crate::compressor_eval;
 use crate::differentiable::Differentiable;
 use crate::error::{Error, Result};
 use crate::fit::embedding_std;
@@ -286,6 +288,26 @@ impl<'m> Trainer<'m> {
         )
     }
 
+    /// Steps until `steps` are done, writing a checkpoint to `path` every `checkpoint_every`
+    /// steps and after the last; `on_step` sees each step's report.
+    pub fn run(
+        &mut self,
+        windows: &[Window],
+        steps: usize,
+        checkpoint_every: usize,
+        path: &Path,
+        on_step: &mut dyn FnMut(&StepReport),
+    ) -> Result<()> {
+        while self.step < steps {
+            let report = self.step(windows)?;
+            on_step(&report);
+            if report.step % checkpoint_every.max(1) == 0 || report.step == steps {
+                self.save(path, windows)?;
+            }
+        }
+        Ok(())
+    }
+
     /// One step on a batch drawn from `windows`.
     pub fn step(&mut self, windows: &[Window]) -> Result<StepReport> {
         if windows.is_empty() {
@@ -366,6 +388,62 @@ fn unflatten(flat: &[f32], w: &mut AdapterWeights) {
         tensor.copy_from_slice(head);
         rest = tail;
     }
+}
+
+/// A window cut from one text, owning its tokens.
+#[derive(Debug, Clone)]
+pub struct TextWindow {
+    /// The text's id (windows of one text are never each other's mismatched memory).
+    pub document: String,
+    pub text: Vec<u32>,
+    pub continuation: Vec<u32>,
+}
+
+impl TextWindow {
+    /// The window as the objective reads it.
+    pub fn as_window(&self) -> Window<'_> {
+        Window {
+            text: &self.text,
+            continuation: &self.continuation,
+        }
+    }
+
+    /// The window as [`compressor_eval`] reads it: text and continuation in one.
+    pub fn held_out(&self) -> compressor_eval::Window {
+        compressor_eval::Window {
+            document: self.document.clone(),
+            ids: [self.text.as_slice(), &self.continuation].concat(),
+        }
+    }
+}
+
+/// Up to `per_text` consecutive windows of `length` text + `continuation` tokens from each of
+/// `texts` (id, text); texts too short for one are skipped, so the result may be empty.
+pub fn cut_windows(
+    lm: &LanguageModel,
+    texts: &[(String, String)],
+    length: usize,
+    continuation: usize,
+    per_text: usize,
+) -> Result<Vec<TextWindow>> {
+    if length == 0 || continuation == 0 {
+        return Err(Error::InvalidInput(
+            "a window needs at least one text and one continuation token".into(),
+        ));
+    }
+    let mut windows = Vec::new();
+    for (id, text) in texts {
+        let ids: Vec<u32> = lm.encode(text)?.iter().map(|t| t.id).collect();
+        for chunk in ids.chunks_exact(length + continuation).take(per_text) {
+            let (text, continuation) = chunk.split_at(length);
+            windows.push(TextWindow {
+                document: id.clone(),
+                text: text.to_vec(),
+                continuation: continuation.to_vec(),
+            });
+        }
+    }
+    Ok(windows)
 }
 
 /// An all-zero gradient with the shapes of `w`.

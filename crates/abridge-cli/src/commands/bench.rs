@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use abridge_core::{
     compress, compress_with, rank, Budget, CompressRequest, Llmlingua2Options, LlmlinguaOptions,
-    LongLlmlinguaOptions, Method, Models, RankMethod,
+    LongLlmlinguaOptions, Method, Models, RankMethod, Uninterrupted,
 };
 use abridge_models::{
     kernels, FastClassifier, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
@@ -250,7 +250,7 @@ fn run_classifier(args: &Args, dir: &Path) -> anyhow::Result<()> {
         let mut best = f64::INFINITY;
         for _ in 0..args.repeat {
             let started = Instant::now();
-            model.keep_probabilities_of(&[text])?;
+            model.keep_probabilities_of(&[text], &Uninterrupted)?;
             best = best.min(started.elapsed().as_secs_f64());
         }
         let mut pipelines = Vec::new();

@@ -153,7 +153,8 @@ pub struct Args {
     #[arg(long)]
     protect_entities: bool,
 
-    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression [default: 200].
+    /// (Long)LLMLingua: scoring-model tokens per window of the iterative compression, at least 32
+    /// [default: 200].
     #[arg(long, value_name = "TOKENS")]
     iterative_size: Option<usize>,
 
@@ -340,9 +341,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let result = compress_with(&plan.request, models, Some(&progress));
     bar.finish_and_clear();
-    let result = result.map_err(worded)?;
+    let mut result = result.map_err(worded)?;
 
     if args.json {
+        if args.no_spans {
+            // Emptied before the JSON tree is built, where each span would take about 600
+            // bytes (1.2 GB of a 5 MB input's peak memory).
+            result.spans = Vec::new();
+            result.source = String::new();
+        }
         let mut json = serde_json::to_value(&result)?;
         if let (true, serde_json::Value::Object(map)) = (args.no_spans, &mut json) {
             map.remove("source");

@@ -664,13 +664,8 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
         .collect();
     let n = texts.len();
     tracing::info!(windows = windows.len(), chosen = n, "held-out windows");
-    let distinct_ks = {
-        let mut ks: Vec<usize> = compressors.iter().map(|c| c.adapter.k).collect();
-        ks.sort_unstable();
-        ks.dedup();
-        ks
-    };
-    let per_length = (distinct_ks.len() + 2 * compressors.len()) * n;
+    let compressors: Vec<&Compressor> = compressors.iter().collect();
+    let per_length = compressor_eval::compare_steps(&compressors, n);
     let bar = progress_bar(per_length * args.lengths.len(), "texts");
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -680,31 +675,15 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
             continuation: args.continuation,
             regenerate: !args.no_regenerate,
         };
-        // The truncation baseline keeps each adapter's k tokens: one baseline run per distinct k.
-        bar.set_message(format!("L={length} baselines"));
-        let baselines = distinct_ks
-            .iter()
-            .map(|&k| {
-                Ok(compressor_eval::baselines(
-                    &lm,
-                    &texts,
-                    setting,
-                    k,
-                    &mut || bar.inc(1),
-                )?)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        for (path, compressor) in args.adapter.iter().zip(&compressors) {
-            bar.set_message(format!("L={length} {}", path.display()));
-            let scores =
-                compressor_eval::score(&lm, &id, compressor, &texts, setting, &mut || bar.inc(1))?;
-            let base = baselines[distinct_ks
-                .binary_search(&compressor.adapter.k)
-                .expect("every adapter's k has a baseline")];
+        bar.set_message(format!("L={length}"));
+        let comparisons =
+            compressor_eval::compare(&lm, &id, &compressors, &texts, setting, &mut || bar.inc(1))?;
+        for (path, comparison) in args.adapter.iter().zip(comparisons) {
+            let (base, scores) = (comparison.baselines, comparison.scores);
             rows.push(serde_json::json!({
                 "adapter": path.display().to_string(),
-                "method": compressor.method().name(),
-                "k": compressor.adapter.k,
+                "method": comparison.method,
+                "k": comparison.k,
                 "L": length,
                 "texts": n,
                 "ppl_none": base.none,
@@ -712,8 +691,8 @@ fn run_eval_compressor(args: EvalCompressorArgs) -> anyhow::Result<()> {
                 "ppl_mismatched_memory": scores.mismatched,
                 "ppl_truncated_last_k": base.truncated,
                 "ppl_full": base.full,
-                "gap_closed": (base.none - scores.memory) / (base.none - base.full),
-                "gap_closed_mismatched": (base.none - scores.mismatched) / (base.none - base.full),
+                "gap_closed": comparison.gap_closed(),
+                "gap_closed_mismatched": comparison.gap_closed_mismatched(),
                 "regen_nll": scores.regeneration_nll,
                 "regen_token_accuracy": scores.token_accuracy,
                 "regen_exact_match": scores.exact_match,

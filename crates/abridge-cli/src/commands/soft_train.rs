@@ -8,10 +8,9 @@ use std::time::Instant;
 use abridge_eval::data::Split;
 use abridge_eval::datasets_dir;
 use abridge_eval::distill::split_corpus;
-use abridge_models::LanguageModel;
 use abridge_soft::compressor_eval::{self, Baselines, CompressorScores, Setting};
 use abridge_soft::objective::Window;
-use abridge_soft::train::{state_path, TrainOptions, Trainer};
+use abridge_soft::train::{cut_windows, state_path, TextWindow, TrainOptions, Trainer};
 use abridge_soft::Compressor;
 use abridge_soft::{Method, ModelId};
 use anyhow::Context;
@@ -183,8 +182,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 dir.display()
             )
         })?;
-    let train_owned = windows(&lm, &texts, &args, args.windows_per_text)?;
-    let train: Vec<Window> = as_windows(&train_owned);
+    let train_owned = cut_windows(
+        &lm,
+        &texts,
+        args.length,
+        args.continuation,
+        args.windows_per_text,
+    )?;
+    if train_owned.is_empty() {
+        anyhow::bail!(
+            "no text is {} tokens long: lower --length or --continuation",
+            args.length + args.continuation
+        );
+    }
+    let train: Vec<Window> = train_owned.iter().map(TextWindow::as_window).collect();
     tracing::info!(
         texts = texts.len(),
         windows = train.len(),
@@ -214,29 +225,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     bar.set_position(first_step as u64);
     let started = Instant::now();
-    while trainer.step < args.steps {
-        let step = trainer.step(&train)?;
-        let message = format!(
-            "regen {:.3} cont {:.3} nats",
-            step.loss.regeneration, step.loss.continuation
-        );
-        bar.set_position(step.step as u64);
-        bar.set_message(message.clone());
-        if step.step % args.log_every.max(1) == 0 || step.step == 1 {
-            bar.suspend(|| {
-                eprintln!(
-                    "step {} {message} lr {:.2e} |g| {:.3} {:.1}s",
-                    step.step,
-                    step.lr,
-                    step.gradient_norm,
-                    started.elapsed().as_secs_f64()
-                )
-            });
-        }
-        if step.step % args.checkpoint_every.max(1) == 0 || step.step == args.steps {
-            trainer.save(&args.out, &train)?;
-        }
-    }
+    trainer.run(
+        &train,
+        args.steps,
+        args.checkpoint_every,
+        &args.out,
+        &mut |step| {
+            let message = format!(
+                "regen {:.3} cont {:.3} nats",
+                step.loss.regeneration, step.loss.continuation
+            );
+            bar.set_position(step.step as u64);
+            bar.set_message(message.clone());
+            if step.step % args.log_every.max(1) == 0 || step.step == 1 {
+                bar.suspend(|| {
+                    eprintln!(
+                        "step {} {message} lr {:.2e} |g| {:.3} {:.1}s",
+                        step.step,
+                        step.lr,
+                        step.gradient_norm,
+                        started.elapsed().as_secs_f64()
+                    )
+                });
+            }
+        },
+    )?;
     bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
     let steps_run = trainer.step - first_step;
@@ -252,15 +265,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             dropped = all - test_texts.len(),
             "test-split texts also in the training texts"
         );
-        let mut test_owned = windows(&lm, &test_texts, &args, 1)?;
+        let mut test_owned = cut_windows(&lm, &test_texts, args.length, args.continuation, 1)?;
         test_owned.truncate(args.eval_windows);
-        let test: Vec<compressor_eval::Window> = test_owned
-            .iter()
-            .map(|w| compressor_eval::Window {
-                document: w.document.clone(),
-                ids: [w.text.as_slice(), &w.continuation].concat(),
-            })
-            .collect();
+        let test: Vec<compressor_eval::Window> =
+            test_owned.iter().map(TextWindow::held_out).collect();
         let setting = Setting {
             length: args.length,
             continuation: args.continuation,
@@ -268,19 +276,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
         let sha256 = abridge_models::fetch::sha256_file(&args.out)?;
         let compressor = Compressor::new(trainer.adapter.clone(), sha256, &lm);
-        let bar = indicatif::ProgressBar::new(3 * test.len() as u64);
+        let bar = indicatif::ProgressBar::new(compressor_eval::compare_steps(
+            &[&compressor],
+            test.len(),
+        ) as u64);
         bar.set_message("held-out windows");
-        let baselines =
-            compressor_eval::baselines(&lm, &test, setting, args.k, &mut || bar.inc(1))?;
-        let scores =
-            compressor_eval::score(&lm, &model_id, &compressor, &test, setting, &mut || {
+        let comparison =
+            compressor_eval::compare(&lm, &model_id, &[&compressor], &test, setting, &mut || {
                 bar.inc(1)
-            })?;
+            })?
+            .pop()
+            .context("the held-out comparison of the trained adapter")?;
         bar.finish_and_clear();
         Some(HeldOut {
             windows: test.len(),
-            baselines,
-            scores,
+            baselines: comparison.baselines,
+            scores: comparison.scores,
         })
     } else {
         None
@@ -322,49 +333,4 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A window cut from one text, owned.
-struct TextWindow {
-    /// The text's id (windows of one text are never each other's mismatched memory).
-    document: String,
-    text: Vec<u32>,
-    continuation: Vec<u32>,
-}
-
-/// Up to `per_text` consecutive windows of `--length` text + `--continuation` tokens from each
-/// text (texts too short for one are skipped).
-fn windows(
-    lm: &LanguageModel,
-    texts: &[(String, String)],
-    args: &TrainArgs,
-    per_text: usize,
-) -> anyhow::Result<Vec<TextWindow>> {
-    let span = args.length + args.continuation;
-    let mut out = Vec::new();
-    for (id, text) in texts {
-        let ids: Vec<u32> = lm.encode(text)?.iter().map(|t| t.id).collect();
-        for chunk in ids.chunks_exact(span).take(per_text) {
-            let (text, continuation) = chunk.split_at(args.length);
-            out.push(TextWindow {
-                document: id.clone(),
-                text: text.to_vec(),
-                continuation: continuation.to_vec(),
-            });
-        }
-    }
-    if out.is_empty() {
-        anyhow::bail!("no text is {span} tokens long: lower --length or --continuation");
-    }
-    Ok(out)
-}
-
-fn as_windows(owned: &[TextWindow]) -> Vec<Window<'_>> {
-    owned
-        .iter()
-        .map(|w| Window {
-            text: &w.text,
-            continuation: &w.continuation,
-        })
-        .collect()
 }

@@ -59,7 +59,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 mod tests {
     use super::*;
     use crate::testing::FakeEmbedder;
-    use crate::BoxError;
+    use crate::{BoxError, Interrupt};
 
     #[test]
     fn cosine_ranks_shared_words_highest() {
@@ -71,7 +71,11 @@ mod tests {
 
     struct Broken;
     impl Embedder for Broken {
-        fn embed(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, BoxError> {
+        fn embed_until(
+            &self,
+            texts: &[&str],
+            _: &dyn Interrupt,
+        ) -> std::result::Result<Vec<Vec<f32>>, BoxError> {
             Ok(texts
                 .iter()
                 .enumerate()

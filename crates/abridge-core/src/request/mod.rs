@@ -262,6 +262,17 @@ fn owners(field: &str) -> &'static [MethodName] {
 
 const ALL_METHODS: [MethodName; 7] = MethodName::ALL;
 
+/// The most text, in bytes, the CLI (per file or standard input) and the Python package (per
+/// call: instruction, contexts and question together) compress at once: about four million
+/// tokens, minutes of work. Past it, split the text. HTTP has its own limit, the server's
+/// configurable `limits.max_body_bytes` (8 MiB by default).
+pub const MAX_INPUT_BYTES: usize = 16 << 20;
+
+/// The smallest `iterative_size` a request may ask for. Every window is a model call, so tiny
+/// windows multiply the work (1 took 51 s on a 1.3 kB text, 32 takes about as long as
+/// llmlingua's default of 200); the reference sets no floor, and its users pass 100 or 200.
+pub const MIN_ITERATIVE_SIZE: usize = 32;
+
 /// `value` parsed with the type's own parser, a failure reported against `field`.
 pub(crate) fn parse_field<T>(field: &'static str, value: &str) -> Result<T>
 where
@@ -405,6 +416,17 @@ impl CompressionOptions {
                 field,
                 format!("is an option of {owner}, not {name}"),
                 Fix::RemoveOrUse(owner.name()),
+            )
+            .into());
+        }
+        if let Some(size) = self
+            .iterative_size
+            .filter(|&size| size < MIN_ITERATIVE_SIZE)
+        {
+            return Err(OptionError::new(
+                "iterative_size",
+                format!("must be at least {MIN_ITERATIVE_SIZE} model tokens (each window is one model call), got {size}"),
+                Fix::Example("200".into()),
             )
             .into());
         }
@@ -715,11 +737,32 @@ mod tests {
                 "no such context",
             ),
             (r#"{"method": "longllmlingua"}"#, "question", "is missing"),
+            (
+                r#"{"method": "llmlingua", "iterative_size": 1}"#,
+                "iterative_size",
+                "must be at least 32 model tokens",
+            ),
         ] {
             let error = option_error(json);
             assert_eq!(error.field, field, "{json}");
             assert!(error.to_string().contains(says), "{json}: {error}");
         }
+    }
+
+    #[test]
+    fn iterative_size_has_a_floor_that_llmlingua_callers_do_not_reach() {
+        for size in [MIN_ITERATIVE_SIZE, 100, 200] {
+            let json = format!(r#"{{"method": "longllmlingua", "iterative_size": {size}}}"#);
+            assert!(plan(&json, "Why?").is_ok(), "{json}");
+        }
+        let small = format!(
+            r#"{{"method": "llmlingua", "iterative_size": {}}}"#,
+            MIN_ITERATIVE_SIZE - 1
+        );
+        assert_eq!(
+            option_error(&small).describe(&Flags),
+            "--iterative-size must be at least 32 model tokens (each window is one model call), got 31: pass e.g. --iterative-size 200"
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@ share (``method="auto"`` by default). Arguments are checked here; the options ar
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -21,6 +20,7 @@ def compress(
     question: str = "",
     method: str = "auto",
     classifier: Optional[Union[str, "os.PathLike[str]"]] = None,
+    spans: bool = True,
     **options: Any,
 ) -> Dict[str, Any]:
     """Compresses ``context`` (a text, or a list of documents) between ``instruction`` and
@@ -32,7 +32,10 @@ def compress(
     server's JSON fields and the CLI's flags: ``rate``, ``target_token``, ``threshold``, ``unit``,
     ``force_tokens``, ``rank_method``, ... (docs/SERVER.md). The models a method reads are loaded
     on first use and kept. Returns the result as a dict: ``text``, ``origin_tokens``,
-    ``compressed_tokens``, ``ratio``, ``rate``, ``target_tokens``, ``source``, ``spans``, ...
+    ``compressed_tokens``, ``ratio``, ``rate``, ``target_tokens``,
+    ``budget_unreachable`` (and ``budget_unreachable_reason`` when the target could not be met),
+    ``source``, ``spans``, ... ``spans=False`` leaves out ``source`` and ``spans`` (most of a long
+    input's result; the CLI's ``--no-spans``).
     """
     if isinstance(context, str):
         contexts = [context]
@@ -43,6 +46,8 @@ def compress(
     for name, value in (("instruction", instruction), ("question", question), ("method", method)):
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not isinstance(spans, bool):
+        raise TypeError(f"spans must be a bool, got {type(spans).__name__}")
     options["method"] = method
     path = None if classifier is None else os.fspath(classifier)
-    return json.loads(_abridge.compress(contexts, instruction, question, json.dumps(options), path))
+    return _abridge.compress(contexts, instruction, question, options, path, spans)

@@ -532,7 +532,7 @@ class PromptCompressor:
             RuntimeError: the model failed.
         """
         options = self._options(context, **_locals_without(locals(), "self", "context"))
-        out = json.loads(self._engine.compress(json.dumps(options)))
+        out = self._engine.compress(options)
         return _format_result(out, *self._labels(locals()))
 
     __call__ = compress_prompt
@@ -547,10 +547,10 @@ class PromptCompressor:
         if isinstance(contexts, str) or not isinstance(contexts, (list, tuple)):
             raise TypeError(f"contexts must be a list of prompts (each a str or a list of str), got {_type_name(contexts)}")
         bound = _bind(self.compress_prompt, [], kwargs)
-        options = [json.dumps(self._options(c, **bound)) for c in contexts]
+        options = [self._options(c, **bound) for c in contexts]
         outs = self._engine.compress_many(options)
         labels = self._labels(bound)
-        return [_format_result(json.loads(out), *labels) for out in outs]
+        return [_format_result(out, *labels) for out in outs]
 
     def structured_compress_prompt(
         self,
