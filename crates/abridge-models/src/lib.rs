@@ -12,7 +12,8 @@
 //!   [`abridge_core::TokenClassifier`]; [`windows`] cuts long inputs to the encoder's length.
 //! - [`fast::FastClassifier`] (abridge-fast) is MiniLM's first layers with a small head trained
 //!   on an LM-based compressor's labels, a fast [`abridge_core::TokenClassifier`].
-//! - [`generate`] decodes greedily on the KV-cache path (answers, regeneration checks).
+//! - [`generate`] decodes greedily on the KV-cache path (answers, regeneration checks);
+//!   [`kv_policy`] reads a prompt into a cache of a fixed budget (StreamingLLM, H2O, SnapKV).
 //! - [`counter`] counts target-LLM tokens (tiktoken); [`fetch`] installs the packaged models.
 
 pub mod bert;
@@ -25,6 +26,7 @@ pub mod fetch;
 pub mod generate;
 pub mod gguf;
 pub mod kernels;
+pub mod kv_policy;
 pub mod llama;
 pub mod lora;
 pub mod matrix;
