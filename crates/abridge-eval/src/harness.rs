@@ -829,27 +829,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn generated_answers_are_scored_and_the_closed_book_has_no_contexts() {
-        use abridge_core::testing::{FakeScorer, WordCounter};
-        let case = Case {
+    /// One gold passage, answered "Paris".
+    fn capital_case() -> Case {
+        Case {
             id: "c".into(),
             group: None,
             instruction: "Answer.".into(),
             contexts: vec!["the capital of France is Paris".into()],
             question: "Question: capital?".into(),
             reference: Reference::Answers(vec!["Paris".into()]),
-        };
-        let scorer = FakeScorer::new();
-        let models = Models {
-            scorer: &scorer,
+        }
+    }
+
+    fn answered_by_last_word(scorer: &abridge_core::testing::FakeScorer) -> Models<'_> {
+        Models {
+            scorer,
             scorer_name: "fake",
             evaluator: None,
             evaluator_name: None,
             embedder: None,
             classifier: None,
             answerer: Some(&LastWord),
-        };
+        }
+    }
+
+    #[test]
+    fn generated_answers_are_scored_and_the_closed_book_has_no_contexts() {
+        use abridge_core::testing::{FakeScorer, WordCounter};
+        let case = capital_case();
+        let scorer = FakeScorer::new();
+        let models = answered_by_last_word(&scorer);
         let methods: Vec<EvalMethod> = ["closed-book", "none", "head"]
             .iter()
             .map(|m| m.parse().unwrap())
@@ -882,24 +891,9 @@ mod tests {
     #[test]
     fn kv_baselines_answer_from_the_whole_prompt_at_the_rates_budget() {
         use abridge_core::testing::{FakeScorer, WordCounter};
-        let case = Case {
-            id: "c".into(),
-            group: None,
-            instruction: "Answer.".into(),
-            contexts: vec!["the capital of France is Paris".into()],
-            question: "Question: capital?".into(),
-            reference: Reference::Answers(vec!["Paris".into()]),
-        };
+        let case = capital_case();
         let scorer = FakeScorer::new();
-        let mut models = Models {
-            scorer: &scorer,
-            scorer_name: "fake",
-            evaluator: None,
-            evaluator_name: None,
-            embedder: None,
-            classifier: None,
-            answerer: Some(&LastWord),
-        };
+        let mut models = answered_by_last_word(&scorer);
         let methods: Vec<EvalMethod> = EvalMethod::KV_NAMES
             .split(", ")
             .map(|m| m.parse().unwrap())
