@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Instant;
 
+use abridge_models::kv_policy::PolicyKind;
+
 use abridge_core::{
     compress_with, AutoConfig, Budget, CompressRequest, Embedder, Llmlingua2Options,
     LlmlinguaOptions, LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter,
@@ -38,6 +40,10 @@ pub enum EvalMethod {
         /// Only such methods are given it, so one run can compare both.
         embedder: bool,
     },
+    /// The original prompt, which the answering LM reads into a KV cache under a policy that
+    /// keeps the memory of a prompt compressed to the rate (`crate::generation::kv_budget`):
+    /// attention optimisation instead of compression. Measured by generated answers only.
+    KvPolicy(PolicyKind),
 }
 
 impl EvalMethod {
@@ -60,6 +66,10 @@ impl EvalMethod {
     /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
     /// without them: the floor of the evaluator's metrics).
     pub const CLOSED_BOOK: &'static str = "closed-book";
+
+    /// KV-cache eviction baselines: `kv-<policy>`, not in [`Self::all`] (they need an answering
+    /// LM).
+    pub const KV_NAMES: &'static str = "kv-streaming, kv-h2o, kv-snapkv";
 
     /// LongLLMLingua with another coarse ranker: `longllmlingua-<ranker>`, not in [`Self::all`].
     pub const RANKED_NAMES: &'static str = "longllmlingua-llmlingua, longllmlingua-bm25, \
@@ -91,6 +101,7 @@ impl EvalMethod {
             Self::Baseline(Baseline::Head) => return "head".into(),
             Self::Baseline(Baseline::Tail) => return "tail".into(),
             Self::Baseline(Baseline::Random) => return "random".into(),
+            Self::KvPolicy(policy) => return format!("kv-{}", policy.name()),
             Self::Abridge { method, unit, .. } => (method, *unit),
         };
         let name = match method {
@@ -189,26 +200,38 @@ impl EvalMethod {
                     embedder: true,
                 }
             }
-            other => match other
-                .strip_prefix("longllmlingua-")
-                .and_then(|ranker| ranker.parse::<RankMethod>().ok())
-            {
-                Some(rank_method) => Self::abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
-                    rank_method,
-                    ..LongLlmlinguaOptions::default()
-                })),
-                None => {
-                    return Err(Error::InvalidOption(format!(
-                        "unknown method `{other}`: choose from {}, {}, {}, or {} (the last two \
-                         take :w=W and :ctx=R); an abridge method takes a unit suffix too (-token, \
-                         -word, -phrase, -sentence), e.g. longllmlingua-phrase",
-                        Self::NAMES,
-                        Self::CLOSED_BOOK,
-                        Self::RANKED_NAMES,
-                        Self::CLASSIFIER_NAMES
-                    )))
+            other => {
+                if let Some(policy) = other
+                    .strip_prefix("kv-")
+                    .and_then(|policy| policy.parse::<PolicyKind>().ok())
+                {
+                    return Ok(Self::KvPolicy(policy));
                 }
-            },
+                match other
+                    .strip_prefix("longllmlingua-")
+                    .and_then(|ranker| ranker.parse::<RankMethod>().ok())
+                {
+                    Some(rank_method) => {
+                        Self::abridge(Method::LongLlmlingua(LongLlmlinguaOptions {
+                            rank_method,
+                            ..LongLlmlinguaOptions::default()
+                        }))
+                    }
+                    None => {
+                        return Err(Error::InvalidOption(format!(
+                            "unknown method `{other}`: choose from {}, {}, {}, {} (the last two \
+                             take :w=W and :ctx=R), or the KV-cache baselines {}; an abridge \
+                             method takes a unit suffix too (-token, -word, -phrase, -sentence), \
+                             e.g. longllmlingua-phrase",
+                            Self::NAMES,
+                            Self::CLOSED_BOOK,
+                            Self::RANKED_NAMES,
+                            Self::CLASSIFIER_NAMES,
+                            Self::KV_NAMES
+                        )))
+                    }
+                }
+            }
         })
     }
 }
@@ -296,6 +319,8 @@ pub struct CaseResult {
     pub method: String,
     /// The requested rate (1 for `none`).
     pub rate: f64,
+    /// In the target LLM's tokens; for the `kv-*` baselines, in the answering LM's cache
+    /// positions (the whole chat turn, and those kept).
     pub origin_tokens: usize,
     pub compressed_tokens: usize,
     pub target_tokens: usize,
@@ -524,6 +549,27 @@ pub fn evaluate(
         answerer,
         ..
     } = models;
+    if let Some(kv) = methods
+        .iter()
+        .find(|m| matches!(m, EvalMethod::KvPolicy(_)))
+    {
+        let kv = kv.name();
+        if answerer.is_none() {
+            return Err(Error::InvalidOption(format!(
+                "`{kv}` evicts the answering LM's KV cache while it reads the prompt: pass \
+                 --generate MODEL"
+            )));
+        }
+        if cases
+            .iter()
+            .any(|c| !matches!(c.reference, Reference::Answers(_)))
+        {
+            return Err(Error::InvalidOption(format!(
+                "`{kv}` is measured by generated answers: use a suite with gold answers (nq, \
+                 squad, niah, or --data)"
+            )));
+        }
+    }
     let mut results = Vec::new();
     for case in cases {
         let scorer = CachingScorer::new(scorer);
@@ -536,8 +582,9 @@ pub fn evaluate(
             let method_rates = fixed.as_ref().map_or(rates, |rate| &rate[..]);
             for &rate in method_rates {
                 let started = Instant::now();
-                let output = match method {
-                    EvalMethod::None => {
+                let mut output = match method {
+                    // A KV policy reads the whole prompt; its cache, not its text, is cut.
+                    EvalMethod::None | EvalMethod::KvPolicy(_) => {
                         let (prompt, _) = assemble(case);
                         let tokens = counter.count(&prompt);
                         Output {
@@ -586,19 +633,42 @@ pub fn evaluate(
                     })?,
                 };
                 let seconds = started.elapsed().as_secs_f64();
-                let mut metrics = measure(case, &output);
-                if let Some(likelihoods) = &likelihoods {
+                let kv_policy = match method {
+                    EvalMethod::KvPolicy(policy) => Some(*policy),
+                    _ => None,
+                };
+                // The text metrics and the teacher-forced likelihood read the prompt's text, which
+                // a KV policy leaves whole: its rows have the generated answers only.
+                let mut metrics = match kv_policy {
+                    Some(_) => BTreeMap::new(),
+                    None => measure(case, &output),
+                };
+                if let (Some(likelihoods), None) = (&likelihoods, kv_policy) {
                     likelihoods.measure(case, &output.prompt, &mut metrics)?;
                 }
                 let generated = match (answerer, &case.reference) {
                     (Some(answerer), Reference::Answers(answers)) => {
-                        let generated =
-                            answerer
-                                .answer(&output.prompt)
-                                .map_err(|e| Error::Evaluator {
-                                    case: case.id.clone(),
-                                    message: e.to_string(),
-                                })?;
+                        let evaluator_error = |e: abridge_core::BoxError| Error::Evaluator {
+                            case: case.id.clone(),
+                            message: e.to_string(),
+                        };
+                        let generated = match kv_policy {
+                            None => answerer.answer(&output.prompt).map_err(evaluator_error)?,
+                            Some(policy) => {
+                                let read = answerer
+                                    .answer_with_kv_policy(&output.prompt, policy, rate)
+                                    .map_err(evaluator_error)?;
+                                // Counted in the answering LM's cache positions.
+                                output.origin_tokens = read.prompt_positions;
+                                output.compressed_tokens = read.kept_positions;
+                                output.target_tokens = read.kept_positions;
+                                metrics.insert(
+                                    "achieved_rate".into(),
+                                    read.kept_positions as f64 / read.prompt_positions as f64,
+                                );
+                                read.answer
+                            }
+                        };
                         for (name, value) in generation::score(&generated, answers) {
                             metrics.insert(name.into(), value);
                         }
@@ -716,10 +786,12 @@ mod tests {
     fn every_method_name_parses_back_to_itself() {
         let ranked = EvalMethod::RANKED_NAMES.split(',').map(str::trim);
         let classifier = EvalMethod::CLASSIFIER_NAMES.split(", ");
+        let kv = EvalMethod::KV_NAMES.split(", ");
         for name in EvalMethod::NAMES
             .split(", ")
             .chain(ranked)
             .chain(classifier)
+            .chain(kv)
             .chain([EvalMethod::CLOSED_BOOK])
         {
             let method: EvalMethod = name.parse().unwrap();
@@ -729,7 +801,9 @@ mod tests {
         assert!(error.to_string().contains("longllmlingua-bm25"), "{error}");
     }
 
-    /// Answers with the prompt's last context word, or "unknown" without contexts.
+    /// Answers with the prompt's last context word, or "unknown" without contexts; under a KV
+    /// policy, a word cache that keeps the last `rate` of the prompt's words answers with the
+    /// first context word it kept.
     struct LastWord;
 
     impl crate::generation::Answerer for LastWord {
@@ -740,29 +814,53 @@ mod tests {
                 _ => "unknown".into(),
             })
         }
+
+        fn answer_with_kv_policy(
+            &self,
+            prompt: &str,
+            _policy: PolicyKind,
+            rate: f64,
+        ) -> std::result::Result<crate::generation::KvAnswer, abridge_core::BoxError> {
+            let words: Vec<&str> = prompt.split_whitespace().collect();
+            let kept = crate::generation::kv_budget(words.len(), words.len(), rate);
+            Ok(crate::generation::KvAnswer {
+                answer: words[words.len() - kept].into(),
+                prompt_positions: words.len(),
+                kept_positions: kept,
+            })
+        }
     }
 
-    #[test]
-    fn generated_answers_are_scored_and_the_closed_book_has_no_contexts() {
-        use abridge_core::testing::{FakeScorer, WordCounter};
-        let case = Case {
+    /// One gold passage, answered "Paris".
+    fn capital_case() -> Case {
+        Case {
             id: "c".into(),
             group: None,
             instruction: "Answer.".into(),
             contexts: vec!["the capital of France is Paris".into()],
             question: "Question: capital?".into(),
             reference: Reference::Answers(vec!["Paris".into()]),
-        };
-        let scorer = FakeScorer::new();
-        let models = Models {
-            scorer: &scorer,
+        }
+    }
+
+    fn answered_by_last_word(scorer: &abridge_core::testing::FakeScorer) -> Models<'_> {
+        Models {
+            scorer,
             scorer_name: "fake",
             evaluator: None,
             evaluator_name: None,
             embedder: None,
             classifier: None,
             answerer: Some(&LastWord),
-        };
+        }
+    }
+
+    #[test]
+    fn generated_answers_are_scored_and_the_closed_book_has_no_contexts() {
+        use abridge_core::testing::{FakeScorer, WordCounter};
+        let case = capital_case();
+        let scorer = FakeScorer::new();
+        let models = answered_by_last_word(&scorer);
         let methods: Vec<EvalMethod> = ["closed-book", "none", "head"]
             .iter()
             .map(|m| m.parse().unwrap())
@@ -790,6 +888,54 @@ mod tests {
         let head = by("head");
         assert_eq!(head.generated.as_deref(), Some("capital"));
         assert_eq!(head.metrics["generated_match"], 0.0);
+    }
+
+    #[test]
+    fn kv_baselines_answer_from_the_whole_prompt_at_the_rates_budget() {
+        use abridge_core::testing::{FakeScorer, WordCounter};
+        let case = capital_case();
+        let scorer = FakeScorer::new();
+        let mut models = answered_by_last_word(&scorer);
+        let methods: Vec<EvalMethod> = EvalMethod::KV_NAMES
+            .split(", ")
+            .map(|m| m.parse().unwrap())
+            .collect();
+        assert_eq!(methods[1], EvalMethod::KvPolicy(PolicyKind::HeavyHitters));
+        let run = |models: Models, cases: &[Case]| {
+            evaluate(
+                cases,
+                &methods,
+                &[0.3],
+                0,
+                models,
+                &WordCounter,
+                &mut |_| {},
+            )
+        };
+        let results = run(models, std::slice::from_ref(&case)).unwrap();
+        assert_eq!(results.len(), 3);
+        // 9 words at 0.3: the cache keeps the last 3, "Paris Question: capital?".
+        let h2o = &results[1];
+        assert_eq!(h2o.method, "kv-h2o");
+        assert_eq!(h2o.prompt, assemble(&case).0);
+        assert_eq!(h2o.generated.as_deref(), Some("Paris"));
+        assert_eq!(
+            (h2o.origin_tokens, h2o.compressed_tokens, h2o.target_tokens),
+            (9, 3, 3)
+        );
+        assert_eq!(h2o.metrics["achieved_rate"], 1.0 / 3.0);
+        assert_eq!(h2o.metrics["generated_match"], 1.0);
+        assert!(!h2o.metrics.contains_key("answer_kept"));
+
+        let numbers = Case {
+            reference: Reference::Numbers,
+            ..case.clone()
+        };
+        let error = run(models, &[numbers]).unwrap_err().to_string();
+        assert!(error.contains("gold answers"), "{error}");
+        models.answerer = None;
+        let error = run(models, &[case]).unwrap_err().to_string();
+        assert!(error.contains("--generate"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! most likely token and feeds it back, so a continuation of n tokens costs n one-token forwards
 //! after the prompt.
 
+use crate::kv_policy::{self, KvPolicy};
 use crate::llama::KvCache;
 use crate::lora::QvLora;
 use crate::{Error, LanguageModel, Result};
@@ -78,7 +79,7 @@ pub fn greedy_steps(
     on_token: &mut dyn FnMut(&[f32], usize) -> Result<()>,
 ) -> Result<Vec<u32>> {
     let mut generated = Vec::new();
-    while generated.len() < max_tokens && cache.len() < lm.model.config.context {
+    while generated.len() < max_tokens && cache.positions_read() < lm.model.config.context {
         let logits = lm.model.next_token_logits(cache, cache.len() - 1);
         let next = argmax(&logits).0 as u32;
         if stops.contains(&next) {
@@ -101,6 +102,18 @@ pub fn generate(lm: &LanguageModel, prompt: &[u32], max_tokens: usize) -> Result
     let mut cache = lm.model.new_cache();
     lm.model.forward(&mut cache, prompt)?;
     greedy(lm, &mut cache, None, max_tokens, &mut |_| {})
+}
+
+/// Greedy continuation of `prompt` read under a KV-cache policy: the cache holds at most the
+/// policy's budget of the prompt's positions, and the answer's tokens are added after them.
+pub fn generate_with_policy(
+    lm: &LanguageModel,
+    prompt: &[u32],
+    max_tokens: usize,
+    policy: &KvPolicy,
+) -> Result<Vec<u32>> {
+    let mut read = kv_policy::read(&lm.model, prompt, policy)?;
+    greedy(lm, &mut read.cache, None, max_tokens, &mut |_| {})
 }
 
 #[cfg(test)]

