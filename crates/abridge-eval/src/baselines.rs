@@ -84,6 +84,8 @@ pub struct Output {
     pub target_tokens: usize,
     /// The instruction and question alone exceed the target.
     pub protected_over_budget: bool,
+    /// `rewrite`: whether its faithfulness guard repaired the generation.
+    pub repaired: Option<bool>,
 }
 
 impl Baseline {
@@ -134,6 +136,7 @@ impl Baseline {
             origin_tokens,
             compressed_tokens,
             target_tokens: target,
+            repaired: None,
         }
     }
 }

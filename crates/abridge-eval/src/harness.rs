@@ -8,9 +8,9 @@ use std::time::Instant;
 use abridge_models::kv_policy::PolicyKind;
 
 use abridge_core::{
-    compress_with, AutoConfig, Budget, CompressRequest, Embedder, Llmlingua2Options,
-    LlmlinguaOptions, LongLlmlinguaOptions, Method, RankMethod, TokenClassifier, TokenCounter,
-    TokenScorer, Unit,
+    compress_with, AutoConfig, Budget, CompressRequest, Embedder, Generator, Llmlingua2Options,
+    LlmlinguaOptions, LongLlmlinguaOptions, Method, RankMethod, RewriteConfig, TokenClassifier,
+    TokenCounter, TokenScorer, Unit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +61,8 @@ impl EvalMethod {
     /// parameters after a colon tune it: `:w=0.8` (question weight), `:ctx=0.5` (LLMLingua-2's
     /// context-level filter keeps that share of the contexts), e.g.
     /// `fast-question-embedding-phrase:w=0.8:ctx=0.6`.
-    pub const CLASSIFIER_NAMES: &'static str = "auto, fast, fast-question, fast-question-embedding";
+    pub const CLASSIFIER_NAMES: &'static str =
+        "auto, rewrite, fast, fast-question, fast-question-embedding";
 
     /// The prompt without its contexts; not in [`Self::all`] (it says what the model knows
     /// without them: the floor of the evaluator's metrics).
@@ -82,7 +83,7 @@ impl EvalMethod {
         // embedder; LongLLMLingua only with its `embedding` ranker.
         let embedder = match &method {
             Method::LongLlmlingua(o) => o.rank_method == RankMethod::Embedding,
-            Method::Auto(_) => true,
+            Method::Auto(_) | Method::Rewrite(_) => true,
             _ => false,
         };
         Self::Abridge {
@@ -154,12 +155,12 @@ impl EvalMethod {
         matches!(self, Self::Abridge { embedder: true, .. })
     }
 
-    /// Reads the token classifier (`auto`, `fast`, `fast-question`).
+    /// Reads the token classifier (`auto`, `rewrite`, `fast`, `fast-question`).
     pub fn needs_classifier(&self) -> bool {
         matches!(
             self,
             Self::Abridge {
-                method: Method::Llmlingua2(_) | Method::Auto(_),
+                method: Method::Llmlingua2(_) | Method::Auto(_) | Method::Rewrite(_),
                 ..
             }
         )
@@ -182,6 +183,7 @@ impl EvalMethod {
             "tail" => Self::Baseline(Baseline::Tail),
             "random" => Self::Baseline(Baseline::Random),
             "auto" => Self::abridge(Method::Auto(AutoConfig::default())),
+            "rewrite" => Self::abridge(Method::Rewrite(RewriteConfig::default())),
             "selective-context" => Self::abridge(Method::SelectiveContext),
             "llmlingua" => Self::abridge(Method::Llmlingua(LlmlinguaOptions::default())),
             "longllmlingua" => {
@@ -340,6 +342,9 @@ pub struct CaseResult {
 /// The metrics of one output.
 pub fn measure(case: &Case, output: &Output) -> BTreeMap<String, f64> {
     let mut metrics = BTreeMap::new();
+    if let Some(repaired) = output.repaired {
+        metrics.insert("rewrite_repaired".into(), f64::from(u8::from(repaired)));
+    }
     metrics.insert(
         "achieved_rate".to_string(),
         output.compressed_tokens as f64 / output.origin_tokens.max(1) as f64,
@@ -384,6 +389,8 @@ pub struct Models<'m> {
     pub embedder: Option<&'m dyn Embedder>,
     pub classifier: Option<&'m dyn TokenClassifier>,
     pub answerer: Option<&'m dyn Answerer>,
+    /// The instruction model of `rewrite`.
+    pub generator: Option<&'m dyn Generator>,
 }
 
 /// The models an abridge method may read.
@@ -391,6 +398,7 @@ struct Readers<'a> {
     scorer: &'a dyn TokenScorer,
     embedder: Option<&'a dyn Embedder>,
     classifier: Option<&'a dyn TokenClassifier>,
+    generator: Option<&'a dyn Generator>,
 }
 
 fn run_abridge(
@@ -412,11 +420,12 @@ fn run_abridge(
         counter,
         embedder: readers.embedder,
         classifier: readers.classifier,
-        generator: None,
+        generator: readers.generator,
     };
     let compressed = compress_with(&request, models, None)?;
     let (source, region) = assemble(case);
-    let context = if compressed.source == source {
+    // A rewrite's label map is its extract's, so its context is read off the text.
+    let context = if compressed.source == source && compressed.rewrite.is_none() {
         let units: Vec<_> = compressed.spans.iter().map(|s| s.span.clone()).collect();
         let kept: Vec<bool> = compressed.spans.iter().map(|s| s.kept).collect();
         context_text(&source, &units, &kept, &region)
@@ -442,6 +451,10 @@ fn run_abridge(
         origin_tokens: compressed.origin_tokens,
         compressed_tokens: compressed.compressed_tokens,
         protected_over_budget: compressed.protected_over_budget,
+        repaired: compressed
+            .rewrite
+            .as_ref()
+            .map(|r| !r.unsupported_spans.is_empty()),
     })
 }
 
@@ -547,6 +560,7 @@ pub fn evaluate(
         embedder,
         classifier,
         answerer,
+        generator,
         ..
     } = models;
     if let Some(kv) = methods
@@ -594,6 +608,7 @@ pub fn evaluate(
                             compressed_tokens: tokens,
                             target_tokens: tokens,
                             protected_over_budget: false,
+                            repaired: None,
                         }
                     }
                     EvalMethod::ClosedBook => {
@@ -606,6 +621,7 @@ pub fn evaluate(
                             compressed_tokens: tokens,
                             target_tokens: tokens,
                             protected_over_budget: false,
+                            repaired: None,
                         }
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
@@ -622,6 +638,7 @@ pub fn evaluate(
                             scorer: &scorer,
                             embedder: embedder.filter(|_| *reads_embedder),
                             classifier,
+                            generator,
                         },
                         counter,
                     )
@@ -852,6 +869,7 @@ mod tests {
             embedder: None,
             classifier: None,
             answerer: Some(&LastWord),
+            generator: None,
         }
     }
 

@@ -57,6 +57,7 @@ fn run(
         embedder: None,
         classifier,
         answerer: None,
+        generator: None,
     };
     let report = plan.run(cases, models, counter, &mut |_| {}).unwrap();
     eprintln!("{}", report.markdown());

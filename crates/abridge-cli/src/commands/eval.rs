@@ -3,13 +3,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use abridge_core::RankMethod;
+use abridge_core::{Method, RankMethod};
 use abridge_eval::data::{datasets_dir, Fetcher, Split};
 use abridge_eval::generation::{Answerer, ChatAnswerer, MAX_ANSWER_TOKENS};
 use abridge_eval::ranking::{self, RankerRow};
 use abridge_eval::{Case, EvalMethod, Models, Plan, Suite};
 use abridge_models::{
-    FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    ChatGenerator, FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer,
+    TiktokenCounter,
 };
 
 use crate::model::ModelArgs;
@@ -102,6 +103,11 @@ pub struct Args {
     /// `closed-book` to --methods for the no-context floor.
     #[arg(long, value_name = "PATH")]
     generate: Option<PathBuf>,
+
+    /// The instruction model `rewrite` writes with (a llama/qwen2 chat GGUF) [default:
+    /// Qwen2.5-Coder-0.5B-Instruct from scripts/fetch-evaluator.py].
+    #[arg(long, value_name = "GGUF")]
+    rewrite_model: Option<PathBuf>,
 
     /// Evaluate the coarse rankers instead of the compressors: recall@1 and MRR of the gold
     /// passage (nq, squad). Comma-separated: longllmlingua, llmlingua, bm25, gzip, embedding, or
@@ -236,6 +242,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let generator = match plan.methods.iter().any(|m| {
+        matches!(
+            m,
+            EvalMethod::Abridge {
+                method: Method::Rewrite(_),
+                ..
+            }
+        )
+    }) {
+        true => {
+            let path = args
+                .rewrite_model
+                .clone()
+                .unwrap_or_else(abridge_models::chat::default_generator_path);
+            Some(
+                ChatGenerator::load(&path, LoadOptions::default()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "rewrite needs an instruction model: cannot load {}: {e} (scripts/fetch-evaluator.py installs Qwen2.5-Coder-0.5B-Instruct, or pass --rewrite-model GGUF)",
+                        path.display()
+                    )
+                })?,
+            )
+        }
+        false => None,
+    };
     let evaluator_name = evaluator.as_ref().map(name);
     let models = Models {
         scorer: &lm,
@@ -249,6 +280,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .as_ref()
             .map(|c| c as &dyn abridge_core::TokenClassifier),
         answerer: answerer.as_ref().map(|a| a as &dyn Answerer),
+        generator: generator
+            .as_ref()
+            .map(|g| g as &dyn abridge_core::Generator),
     };
 
     let bar = indicatif::ProgressBar::new(plan.runs(cases.len()) as u64);

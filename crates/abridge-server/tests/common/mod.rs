@@ -116,6 +116,15 @@ impl TestServer {
         }
     }
 
+    /// Waits until no compression is running; fails after `limit` (a worker that stayed busy).
+    pub async fn wait_idle(&self, limit: Duration) {
+        let started = std::time::Instant::now();
+        while self.state.pool.busy() > 0 {
+            assert!(started.elapsed() < limit, "the worker stayed busy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until `busy` compressions are running.
     pub async fn wait_busy(&self, busy: usize) {
         for _ in 0..2000 {
