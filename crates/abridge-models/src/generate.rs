@@ -5,7 +5,7 @@
 use crate::kv_policy::{self, KvPolicy};
 use crate::llama::KvCache;
 use crate::lora::QvLora;
-use crate::{Error, LanguageModel, Result};
+use crate::{LanguageModel, Result};
 
 /// Special tokens that end a generation, when the vocabulary has them (`<|endoftext|>` ends a
 /// document, `<|im_end|>` a ChatML turn: SmolLM2 and Qwen2 have both).
@@ -69,7 +69,7 @@ pub fn greedy_until(
 
 /// [`greedy_until`] whose `on_token` also sees the tokens generated so far (the new one
 /// included) and may stop the generation by returning an error (a caller's cancellation, as
-/// [`Error::Stopped`]), which is returned.
+/// [`crate::Error::Interrupted`]), which is returned.
 pub fn greedy_steps(
     lm: &LanguageModel,
     cache: &mut KvCache,
@@ -90,18 +90,6 @@ pub fn greedy_steps(
         lm.model.forward_with_lora(cache, &[next], lora)?;
     }
     Ok(generated)
-}
-
-/// Greedy continuation of `prompt` (model token ids, not empty), from a fresh cache.
-pub fn generate(lm: &LanguageModel, prompt: &[u32], max_tokens: usize) -> Result<Vec<u32>> {
-    if prompt.is_empty() {
-        return Err(Error::InvalidInput(
-            "generation needs a prompt of at least one token".into(),
-        ));
-    }
-    let mut cache = lm.model.new_cache();
-    lm.model.forward(&mut cache, prompt)?;
-    greedy(lm, &mut cache, None, max_tokens, &mut |_| {})
 }
 
 /// Greedy continuation of `prompt` read under a KV-cache policy: the cache holds at most the
