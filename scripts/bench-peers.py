@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Scoring throughput of abridge, PyTorch (transformers, f32) and llama.cpp side by side.
+"""Scoring throughput of abridge, PyTorch (transformers, f32) and llama.cpp side by side; with
+`--end-to-end`, whole compressions by abridge and Microsoft's llmlingua.
 
 Not a test: a benchmark for docs/PERFORMANCE.md (issues 12 and 22). All score the same token ids
 (the sample text repeated) with the same GGUF weights and thread count. The runs alternate:
@@ -10,6 +11,19 @@ llama.cpp with `logits_all` and a full-length batch. "Scoring" is what compressi
 forward pass over every position and the log-probability of each actual next token.
 
     python3 scripts/bench-peers.py [--lengths 512,2048,8191] [--threads 2] [--rounds 3]
+    python3 scripts/bench-peers.py --end-to-end [--cases 20] [--threads 2] [--rounds 2]
+
+`--end-to-end` compresses RAG prompts (a packaged NQ question with its passage among 9 others,
+~1,100 cl100k tokens) to 0.33 with LongLLMLingua (the paper's setting) and LLMLingua, by
+`abridge.PromptCompressor` and `llmlingua.PromptCompressor` (0.2.2; it fails on transformers
+5.x), both loaded once in this process on the same SmolLM2 GGUF weights and warmed up, with the
+same arguments, alternating case by case; `abridge.compress` (the default method, `auto`) runs
+beside them. It prints each side's median seconds per case, how often the gold answer survives,
+and the tokens llmlingua's model read (abridge's: `abridge bench --documents 10`). Needs the
+abridge wheel in the same environment (`pip install target/python-test-wheels/abridge-*.whl`
+after scripts/test-python.sh), `pip install llmlingua==0.2.2 --no-deps tiktoken nltk`, and
+cl100k_base for tiktoken: with no internet the script points `TIKTOKEN_CACHE_DIR` at the copy
+in the tiktoken-rs crate that cargo fetched.
 
 Needs (machine-local, not part of the project's setup): `pip install torch transformers==4.46.3
 gguf accelerate` (transformers' GGUF loader needs accelerate), and optionally `llama-cpp-python`
@@ -102,6 +116,163 @@ class LlamaCpp:
         return results
 
 
+def rag_cases(count):
+    """`count` (question, documents, answers): the question's passage among 9 others, at a
+    position drawn per case (fixed seed), from the packaged NQ data."""
+    import random
+
+    home = Path(os.environ.get("ABRIDGE_DATA", str(Path.home() / ".cache/abridge/datasets")))
+    rows = [json.loads(line) for line in (home / "nq.jsonl").open()]
+    cases = []
+    for i in range(count):
+        others = [rows[(i * 7 + 13 * k + 1) % len(rows)]["passage"] for k in range(1, 10)]
+        others.insert(random.Random(i).randrange(10), rows[i]["passage"])
+        cases.append((rows[i]["question"], others, rows[i]["answers"]))
+    return cases
+
+
+def point_tiktoken_at_cargo_copy():
+    """tiktoken downloads cl100k_base on first use; offline, reuse the file tiktoken-rs ships."""
+    import hashlib
+
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        return
+    url = b"https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    cache = Path("/tmp/abridge-bench-tiktoken")
+    cached = cache / hashlib.sha1(url).hexdigest()
+    if not cached.exists():
+        registry = Path.home() / ".cargo/registry/src"
+        copies = sorted(registry.glob("*/tiktoken-rs-*/assets/cl100k_base.tiktoken"))
+        if not copies:
+            return
+        cache.mkdir(exist_ok=True)
+        cached.write_bytes(copies[-1].read_bytes())
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+
+
+class Llmlingua:
+    """Microsoft's llmlingua on the same GGUF weights, f32, sdpa, counting the tokens its model
+    reads. 0.2.2's loader needs `config.architectures`, which transformers' GGUF config lacks,
+    so the model is loaded here as its loader would (left padding, pad = eos); and decoding
+    must not clean up tokenization spaces, or its prefix-length assertion fails on NQ's
+    " 's" spacing."""
+
+    def __init__(self, threads):
+        import torch
+        import transformers
+        from llmlingua import PromptCompressor
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        point_tiktoken_at_cargo_copy()
+        path = model_path()
+
+        def load_model(compressor, model_name, device_map, model_config):
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            tokenizer.padding_side = "left"
+            tokenizer.pad_token_id = tokenizer.eos_token_id
+            tokenizer.clean_up_tokenization_spaces = False
+            compressor.tokenizer = tokenizer
+            compressor.model = AutoModelForCausalLM.from_pretrained(
+                path.parent, gguf_file=path.name, torch_dtype=torch.float32,
+                attn_implementation="sdpa").eval()
+            compressor.device = "cpu"
+            compressor.context_idxs = []
+            compressor.max_position_embeddings = compressor.model.config.max_position_embeddings
+
+        PromptCompressor.load_model = load_model
+        self.torch = torch
+        self.compressor = PromptCompressor(str(path.parent), device_map="cpu")
+        self.tokens_read = 0
+        forward = self.compressor.model.forward
+
+        def counting_forward(*args, **kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            self.tokens_read += ids.shape[0] * ids.shape[1]
+            return forward(*args, **kwargs)
+
+        self.compressor.model.forward = counting_forward
+        import llmlingua
+        self.version = (f"llmlingua {getattr(llmlingua, '__version__', '0.2.2')}, torch "
+                        f"{torch.__version__}, transformers {transformers.__version__}, sdpa")
+
+    def compress(self, documents, question, **kwargs):
+        with self.torch.inference_mode():
+            return self.compressor.compress_prompt(documents, question=question, **kwargs)
+
+
+# LLMLingua's arguments for each method, as llmlingua's README gives them (rate 0.33).
+END_TO_END_METHODS = {
+    "longllmlingua": dict(rate=0.33, rank_method="longllmlingua",
+                          condition_in_question="after_condition", reorder_context="sort",
+                          dynamic_context_compression_ratio=0.3, condition_compare=True,
+                          context_budget="+100"),
+    "llmlingua": dict(rate=0.33),
+}
+
+
+def end_to_end(args):
+    import statistics
+
+    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    import abridge
+
+    peer = Llmlingua(args.threads)
+    ours_compressor = abridge.PromptCompressor()
+    cases = rag_cases(args.cases)
+    sides = {
+        "abridge": lambda docs, q, kw: ours_compressor.compress_prompt(docs, question=q, **kw),
+        "llmlingua": lambda docs, q, kw: peer.compress(docs, q, **kw),
+    }
+    question, documents, _ = cases[0]
+    for method, kwargs in END_TO_END_METHODS.items():  # warm-up: first calls allocate
+        for side in sides.values():
+            side(documents, question, kwargs)
+    abridge.compress(documents, question=question, rate=0.33, spans=False)
+    seconds = {}
+    kept = {}
+    read = {}
+    for number in range(args.rounds):
+        print(f"round {number + 1}: load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        for method, kwargs in END_TO_END_METHODS.items():
+            for index, (question, documents, answers) in enumerate(cases):
+                for name, side in sides.items():
+                    peer.tokens_read = 0
+                    started = time.perf_counter()
+                    result = side(documents, question, kwargs)
+                    elapsed = time.perf_counter() - started
+                    key = (method, name)
+                    best = seconds.setdefault(key, [float("inf")] * len(cases))
+                    best[index] = min(best[index], elapsed)
+                    text = result["compressed_prompt"].lower()
+                    kept.setdefault(key, {})[index] = any(a.lower() in text for a in answers)
+                    if name == "llmlingua":
+                        read.setdefault(method, {})[index] = peer.tokens_read
+        for index, (question, documents, answers) in enumerate(cases):
+            started = time.perf_counter()
+            result = abridge.compress(documents, question=question, rate=0.33, spans=False)
+            elapsed = time.perf_counter() - started
+            best = seconds.setdefault(("auto", "abridge"), [float("inf")] * len(cases))
+            best[index] = min(best[index], elapsed)
+            text = result["text"].lower()
+            kept.setdefault(("auto", "abridge"), {})[index] = any(a.lower() in text for a in answers)
+    print(f"{cpu_model()}; {args.threads} thread(s); {len(cases)} NQ cases of 10 documents; "
+          f"per case the best of {args.rounds} alternating rounds; load "
+          f"{os.getloadavg()[0]:.2f} at the end")
+    print(f"llmlingua: {peer.version}; abridge {getattr(abridge, '__version__', '')}")
+    print(f"{'method':15}{'side':11}{'median s':>10}{'answer kept':>13}{'peer LM tokens':>16}")
+    for (method, name), times in seconds.items():
+        tokens = ""
+        if name == "llmlingua":
+            tokens = f"{statistics.median(read[method].values()):.0f}"
+        print(f"{method:15}{name:11}{statistics.median(times):>10.3f}"
+              f"{sum(kept[(method, name)].values()):>9}/{len(cases):<3}{tokens:>16}")
+    for method in END_TO_END_METHODS:
+        ratio = (statistics.median(seconds[(method, "llmlingua")])
+                 / statistics.median(seconds[(method, "abridge")]))
+        print(f"{method}: abridge is {ratio:.2f}x llmlingua's speed (median seconds per case)")
+
+
 def cpu_model():
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -117,7 +288,12 @@ def main():
     parser.add_argument("--attention", default="sdpa", help="transformers' attn_implementation")
     parser.add_argument("--bin", default=str(ROOT / "target/debug/abridge"),
                         help="the abridge binary (build it first: cargo build)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="time whole compressions against llmlingua instead of scoring")
+    parser.add_argument("--cases", type=int, default=20, help="with --end-to-end")
     args = parser.parse_args()
+    if args.end_to_end:
+        return end_to_end(args)
     lengths = [int(n) for n in args.lengths.split(",")]
     peers = {}
     for name, make in [("pytorch f32", lambda: PyTorch(args.threads, args.attention)),

@@ -61,17 +61,37 @@ fn bench_prints_a_json_record_per_length() {
         .iter()
         .all(|r| r["tokens_per_second"].as_f64().unwrap() > 0.0
             && r["portable_tokens_per_second"].as_f64().unwrap() > 0.0));
-    // One record per ranker (embedding too: the models fetch installs MiniLM), each compressed
-    // to about a third.
-    let rankers: Vec<&str> = rag.iter().map(|r| r["ranker"].as_str().unwrap()).collect();
-    assert_eq!(rankers, ["longllmlingua", "bm25", "embedding"]);
-    for r in rag {
+    // One record per method, LongLLMLingua once per ranker (auto and embedding too: the models
+    // fetch installs abridge-fast and MiniLM), each compressed to about a third.
+    let methods: Vec<&str> = rag.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(
+        methods,
+        [
+            "auto",
+            "llmlingua",
+            "selective-context",
+            "longllmlingua",
+            "longllmlingua-bm25",
+            "longllmlingua-embedding"
+        ]
+    );
+    for r in &rag {
         let (origin, compressed) = (
             r["origin_tokens"].as_f64().unwrap(),
             r["compressed_tokens"].as_f64().unwrap(),
         );
         assert!((compressed / origin - 1.0 / 3.0).abs() < 0.05, "{r}");
     }
+    // What each makes the scoring LM read: nothing for auto, one pass for Selective Context,
+    // and LongLLMLingua's own ranker reads every document once more than BM25's.
+    let read = |method: &str| {
+        let record = rag.iter().find(|r| r["method"] == method).unwrap();
+        record["model_tokens_read"].as_u64().unwrap()
+    };
+    let input = rag[0]["model_tokens_input"].as_u64().unwrap();
+    assert_eq!(read("auto"), 0);
+    assert!(read("selective-context") >= input.saturating_sub(40));
+    assert!(read("longllmlingua") > read("longllmlingua-bm25") + input / 2);
 }
 
 #[test]
