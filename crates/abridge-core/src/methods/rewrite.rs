@@ -38,7 +38,7 @@ use crate::rank::{self, bm25};
 use crate::render::render;
 use crate::score::Progress;
 use crate::segment::{Segmenter, Sentences, Words};
-use crate::select::unreachable_reason;
+use crate::select::{longest_fitting, unreachable_reason};
 use crate::{
     CompressRequest, Compressed, Embedder, Error, Generation, Generator, Method, Models, Result,
     TokenCounter,
@@ -356,26 +356,14 @@ fn guard(
     (pieces, spans)
 }
 
-/// The unused candidate sharing the largest share of terms with `sentence` (Jaccard), if any
-/// shares one.
+/// The unused candidate most similar to `sentence` (the highest BM25 score with the sentence as
+/// the query), if any shares a term with it.
 fn most_similar(sentence: &str, candidates: &[&str], used: &[bool]) -> Option<usize> {
-    let terms: std::collections::HashSet<String> = bm25::terms(sentence).into_iter().collect();
-    candidates
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !used[*i])
-        .filter_map(|(i, candidate)| {
-            let other: std::collections::HashSet<String> =
-                bm25::terms(candidate).into_iter().collect();
-            let shared = terms.intersection(&other).count();
-            let union = terms.union(&other).count();
-            (shared > 0).then(|| (i, shared as f64 / union as f64))
-        })
-        .fold(None, |best: Option<(usize, f64)>, (i, score)| match best {
-            Some((_, s)) if s >= score => best,
-            _ => Some((i, score)),
-        })
-        .map(|(i, _)| i)
+    let scores = bm25::scores(candidates, sentence);
+    rank::order(&scores, true)
+        .into_iter()
+        .find(|r| !used[r.index] && r.score > 0.0)
+        .map(|r| r.index)
 }
 
 /// The trimmed sentences of `text`.
@@ -484,21 +472,15 @@ impl Layout<'_> {
     /// The longest prefix of whole words of `sentence` that fits `target` after `body`.
     fn word_prefix(&self, body: &str, sentence: &str, target: usize) -> String {
         let ends: Vec<usize> = Words.segment(sentence).iter().map(|w| w.end).collect();
-        let fits = |n: usize| self.tokens(&join(body, sentence[..ends[n - 1]].trim())) <= target;
-        // Token counts grow with the prefix, so the longest fitting one is found by bisection.
-        let (mut lo, mut hi) = (0, ends.len());
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        match lo {
-            0 => String::new(),
-            n => sentence[..ends[n - 1]].trim().to_string(),
-        }
+        let prefix = |n: usize| match n {
+            0 => "",
+            n => sentence[..ends[n - 1]].trim(),
+        };
+        // Token counts grow with the prefix.
+        let words = longest_fitting(ends.len(), |n| {
+            self.tokens(&join(body, prefix(n))) <= target
+        });
+        prefix(words).to_string()
     }
 }
 
