@@ -84,8 +84,10 @@ pub struct Rewrite {
     pub extract_tokens: usize,
     /// What the generator wrote, before the guard and the budget.
     pub generated: String,
-    /// Tokens of the rewrite in the result: the generated sentences kept, the guard's
-    /// replacements and restored protected text (target tokenizer).
+    /// The rewrite as the result holds it, before the fill: the generated sentences the guard
+    /// and the budget kept, the guard's replacements and restored protected text.
+    pub rewritten: String,
+    /// Tokens of [`Rewrite::rewritten`] (target tokenizer).
     pub rewrite_tokens: usize,
     /// The extract's sentences appended after the rewrite to use the budget it left, most
     /// relevant first; the last may be cut at a word. Empty when the rewrite filled the budget.
@@ -205,7 +207,6 @@ pub(crate) fn compress(
         restored_protected.push(protected);
     }
 
-    let rewrite_tokens = counter.count(&body);
     let fill = layout.fill(&body, &extract_sentences, question, models.embedder, target)?;
     let text = layout.text(&join(&body, &fill));
     let compressed_tokens = counter.count(&text);
@@ -214,7 +215,8 @@ pub(crate) fn compress(
         extract_tokens: counter.count(&extract),
         extract,
         generated,
-        rewrite_tokens,
+        rewrite_tokens: counter.count(&body),
+        rewritten: body,
         fill_tokens: counter.count(&fill),
         fill,
         unsupported_spans,
