@@ -119,6 +119,24 @@ fn a_rewrite_that_fills_the_budget_gets_no_fill() {
 }
 
 #[test]
+fn the_extract_keeps_the_first_word_of_every_context() {
+    // Each context's first unit carries the separator before it; it is still the context's.
+    let generator = FakeGenerator::new(|_: &Generation| Ok(String::new()));
+    let mut request = request("Who played Pilate?", Budget::Rate(0.9));
+    request.instruction = "Answer briefly.".into();
+    request.contexts = vec![
+        "Choi Tae-joon as Pontius Pilate.".into(),
+        "Barry Dennen as Pontius Pilate.".into(),
+    ];
+    let result = run(&request, Some(&generator)).unwrap();
+    let extract = &result.rewrite.as_ref().unwrap().extract;
+    assert_eq!(
+        extract,
+        "Choi Tae-joon as Pontius Pilate.\n\nBarry Dennen as Pontius Pilate."
+    );
+}
+
+#[test]
 fn a_sentence_that_invents_a_fact_is_replaced_by_the_extracts_nearest_sentence() {
     let generator = FakeGenerator::new(|_: &Generation| {
         Ok("Gerd Müller was born in Zorblax in 1946. He scored 68 goals in 62 games.".into())

@@ -494,6 +494,12 @@ fn covered(sentence: &str, held: &HashSet<String>) -> bool {
     shared as f64 >= COVERED_SHARE * terms.len() as f64
 }
 
+/// Whether `unit` is part of `context`: it overlaps it. (A context's first unit starts before
+/// it, in the separator, since a unit carries the whitespace before it.)
+fn in_context(context: &Range<usize>, unit: &Range<usize>) -> bool {
+    unit.start < context.end && context.start < unit.end
+}
+
 /// The extracted contexts as text, joined as the prompt joins them.
 fn contexts_of(extracted: &Compressed) -> String {
     extracted
@@ -503,7 +509,7 @@ fn contexts_of(extracted: &Compressed) -> String {
             let spans: Vec<_> = extracted
                 .spans
                 .iter()
-                .filter(|s| context.start <= s.span.start && s.span.end <= context.end)
+                .filter(|s| in_context(context, &s.span))
                 .collect();
             let units: Vec<Range<usize>> = spans.iter().map(|s| s.span.clone()).collect();
             let kept: Vec<bool> = spans.iter().map(|s| s.kept).collect();
@@ -530,7 +536,7 @@ fn protected_texts(extracted: &Compressed) -> Vec<String> {
         let inside = extracted
             .contexts
             .iter()
-            .any(|c| c.start <= span.span.start && span.span.end <= c.end);
+            .any(|context| in_context(context, &span.span));
         if !(span.protected && inside) || extracted.source[span.span.clone()].trim().is_empty() {
             continue;
         }
