@@ -134,6 +134,12 @@ fn the_extract_keeps_the_first_word_of_every_context() {
         extract,
         "Choi Tae-joon as Pontius Pilate.\n\nBarry Dennen as Pontius Pilate."
     );
+    // Nor does the question's first word, after a context that ends in a line break, join it.
+    request.contexts[1].push('\n');
+    let result = run(&request, Some(&generator)).unwrap();
+    let rewrite = result.rewrite.as_ref().unwrap();
+    assert!(!rewrite.extract.contains("Who"), "{:?}", rewrite.extract);
+    assert!(rewrite.restored_protected.is_empty(), "{rewrite:?}");
 }
 
 #[test]

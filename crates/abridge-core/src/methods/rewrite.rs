@@ -494,10 +494,13 @@ fn covered(sentence: &str, held: &HashSet<String>) -> bool {
     shared as f64 >= COVERED_SHARE * terms.len() as f64
 }
 
-/// Whether `unit` is part of `context`: it overlaps it. (A context's first unit starts before
-/// it, in the separator, since a unit carries the whitespace before it.)
-fn in_context(context: &Range<usize>, unit: &Range<usize>) -> bool {
-    unit.start < context.end && context.start < unit.end
+/// Whether `unit` is part of `context`: its text starts inside it. (A unit carries the
+/// whitespace before it, so a context's first unit starts in the separator before the context,
+/// and the question's first unit may start inside the last context's trailing newline.)
+fn in_context(source: &str, context: &Range<usize>, unit: &Range<usize>) -> bool {
+    let whole = &source[unit.clone()];
+    let text_start = unit.end - whole.trim_start().len();
+    context.contains(&text_start)
 }
 
 /// The extracted contexts as text, joined as the prompt joins them.
@@ -509,7 +512,7 @@ fn contexts_of(extracted: &Compressed) -> String {
             let spans: Vec<_> = extracted
                 .spans
                 .iter()
-                .filter(|s| in_context(context, &s.span))
+                .filter(|s| in_context(&extracted.source, context, &s.span))
                 .collect();
             let units: Vec<Range<usize>> = spans.iter().map(|s| s.span.clone()).collect();
             let kept: Vec<bool> = spans.iter().map(|s| s.kept).collect();
@@ -536,7 +539,7 @@ fn protected_texts(extracted: &Compressed) -> Vec<String> {
         let inside = extracted
             .contexts
             .iter()
-            .any(|context| in_context(context, &span.span));
+            .any(|context| in_context(&extracted.source, context, &span.span));
         if !(span.protected && inside) || extracted.source[span.span.clone()].trim().is_empty() {
             continue;
         }
