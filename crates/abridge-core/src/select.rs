@@ -205,17 +205,27 @@ pub(crate) fn within_target(
         }
         measure(kept)
     };
-    // The longest prefix within the target; the whole order is over it.
-    let (mut lo, mut hi) = (0, order.len());
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if keep_prefix(kept, mid) <= target {
+    // The whole order is over the target, so only shorter prefixes are tried.
+    let longest = longest_fitting(order.len().saturating_sub(1), |k| {
+        keep_prefix(kept, k) <= target
+    });
+    keep_prefix(kept, longest);
+}
+
+/// The largest `k` in `0..=n` for which `fits(k)` holds, found by bisection: `fits` must hold up
+/// to some `k` and fail beyond it (a measure that grows with `k`, within a target). 0 when no `k`
+/// fits (`fits(0)` is not asked).
+pub(crate) fn longest_fitting(n: usize, mut fits: impl FnMut(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
             lo = mid;
         } else {
-            hi = mid;
+            hi = mid - 1;
         }
     }
-    keep_prefix(kept, lo);
+    lo
 }
 
 /// Why a result misses its token target in a way a user must hear about, if it does: the
@@ -392,6 +402,16 @@ mod tests {
             .contains("protected text alone"));
         assert_eq!(unreachable_reason("  ", "", tokens, 0), None);
         assert_eq!(unreachable_reason("a", "", Target::Threshold(1.0), 0), None);
+    }
+
+    #[test]
+    fn longest_fitting_finds_the_last_k_that_fits() {
+        for n in 0..6 {
+            for last in 0..=n {
+                assert_eq!(longest_fitting(n, |k| k <= last), last, "{n} {last}");
+            }
+        }
+        assert_eq!(longest_fitting(4, |_| false), 0);
     }
 
     #[test]

@@ -52,13 +52,94 @@ fn the_result_meets_the_target_and_reports_both_sizes() {
     assert!(result.compressed_tokens <= target, "{result:?}");
     assert!(result.compressed_tokens > 0);
     let rewrite = result.rewrite.as_ref().unwrap();
-    assert_eq!(rewrite.rewrite_tokens, result.compressed_tokens);
+    // Without a question or an instruction the prompt is the rewrite and its fill.
+    assert_eq!(
+        rewrite.rewrite_tokens + rewrite.fill_tokens,
+        result.compressed_tokens
+    );
     // The extract had twice the target to spend.
     assert!(rewrite.extract_tokens <= 2 * target, "{rewrite:?}");
     assert!(rewrite.extract_tokens > target, "{rewrite:?}");
     assert!(rewrite.sentences_over_budget > 0);
     assert!(rewrite.unsupported_spans.is_empty());
     assert_eq!(result.origin_tokens, words(TEXT));
+}
+
+#[test]
+fn a_short_rewrite_is_filled_with_the_extracts_most_relevant_uncovered_sentences() {
+    // The small model's habit: one sentence, far under the budget.
+    let generator =
+        FakeGenerator::new(|_: &Generation| Ok("Gerd Müller was born in Nördlingen.".into()));
+    let question = "How many goals did he score for West Germany?";
+    for target in [27, 31, 36, 45] {
+        let request = request(question, Budget::TargetTokens(target));
+        let result = run(&request, Some(&generator)).unwrap();
+        let rewrite = result.rewrite.as_ref().unwrap();
+        assert!(result.compressed_tokens <= target, "{target}: {result:?}");
+        // Within the 3% (a word's rounding at these sizes).
+        assert!(
+            result.compressed_tokens as f64 >= 0.97 * target as f64 - 1.0,
+            "{target}: {} in {:?}",
+            result.compressed_tokens,
+            result.text
+        );
+        assert!(result
+            .text
+            .starts_with("Gerd Müller was born in Nördlingen."));
+        // The sentence that answers the question comes first in the fill.
+        assert!(
+            rewrite
+                .fill
+                .starts_with("He scored 68 goals in 62 games for West Germany."),
+            "{target}: {:?}",
+            rewrite.fill
+        );
+        // What the rewrite covers is not added twice.
+        assert!(!rewrite.fill.contains("born in"), "{:?}", rewrite.fill);
+        assert_eq!(words(&rewrite.fill), rewrite.fill_tokens);
+        assert_eq!(rewrite.rewritten, "Gerd Müller was born in Nördlingen.");
+        assert_eq!(words(&rewrite.rewritten), rewrite.rewrite_tokens);
+        assert!(result
+            .text
+            .starts_with(&format!("{} {}", rewrite.rewritten, rewrite.fill)));
+    }
+    // Without a question the fill follows the extract's order.
+    let result = run(&request("", Budget::TargetTokens(20)), Some(&generator)).unwrap();
+    let fill = &result.rewrite.as_ref().unwrap().fill;
+    assert!(fill.starts_with("He played for Bayern Munich"), "{fill:?}");
+}
+
+#[test]
+fn a_rewrite_that_fills_the_budget_gets_no_fill() {
+    let generator = FakeGenerator::new(|request: &Generation| Ok(document_of(request).into()));
+    let result = run(&request("", Budget::TargetTokens(8)), Some(&generator)).unwrap();
+    let rewrite = result.rewrite.as_ref().unwrap();
+    assert_eq!(result.text, "Gerd Müller was born in Nördlingen in 1945.");
+    assert_eq!((rewrite.fill.as_str(), rewrite.fill_tokens), ("", 0));
+}
+
+#[test]
+fn the_extract_keeps_the_first_word_of_every_context() {
+    // Each context's first unit carries the separator before it; it is still the context's.
+    let generator = FakeGenerator::new(|_: &Generation| Ok(String::new()));
+    let mut request = request("Who played Pilate?", Budget::Rate(0.9));
+    request.instruction = "Answer briefly.".into();
+    request.contexts = vec![
+        "Choi Tae-joon as Pontius Pilate.".into(),
+        "Barry Dennen as Pontius Pilate.".into(),
+    ];
+    let result = run(&request, Some(&generator)).unwrap();
+    let extract = &result.rewrite.as_ref().unwrap().extract;
+    assert_eq!(
+        extract,
+        "Choi Tae-joon as Pontius Pilate.\n\nBarry Dennen as Pontius Pilate."
+    );
+    // Nor does the question's first word, after a context that ends in a line break, join it.
+    request.contexts[1].push('\n');
+    let result = run(&request, Some(&generator)).unwrap();
+    let rewrite = result.rewrite.as_ref().unwrap();
+    assert!(!rewrite.extract.contains("Who"), "{:?}", rewrite.extract);
+    assert!(rewrite.restored_protected.is_empty(), "{rewrite:?}");
 }
 
 #[test]

@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use abridge_core::request::llmlingua_call::LlmlinguaCall;
 use abridge_core::request::MAX_INPUT_BYTES;
 use abridge_core::{
-    compress_with, Classifier, CompressionOptions, Embedder, EmbedderUse, Models, TokenClassifier,
-    TokenCounter, TokenScorer, Wording,
+    compress_with, Classifier, CompressionOptions, Embedder, EmbedderUse, Generator, Models,
+    TokenClassifier, TokenCounter, TokenScorer, Wording,
 };
+use abridge_models::chat::{self, ChatGenerator};
 use abridge_models::fetch::{self, SMOLLM2};
 use abridge_models::{
     FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
@@ -300,6 +301,8 @@ struct Toolkit {
     fast: Mutex<Option<Arc<FastClassifier>>>,
     /// `None` inside once loading failed: MiniLM is not installed.
     embedder: Mutex<Option<Option<Arc<SentenceEncoder>>>>,
+    /// The last instruction model `rewrite` loaded (a call naming another file replaces it).
+    generator: Mutex<Option<Arc<ChatGenerator>>>,
 }
 
 /// The value in `slot`, loading it first if needed.
@@ -323,9 +326,12 @@ fn toolkit() -> &'static Toolkit {
 
 /// Compresses with abridge's own request model, as the CLI and the server do: `options` is a
 /// dict of `CompressionOptions` (`method` defaults to `auto`); the result is the library's
-/// `Compressed` as a dict, with the method's name under `method`. Runs without the GIL.
+/// `Compressed` as a dict, with the method's name under `method`. `rewrite_model_path` is the
+/// chat GGUF `rewrite` writes with (default: the Qwen2.5-Coder-0.5B-Instruct of
+/// scripts/fetch-evaluator.py). Runs without the GIL.
 #[pyfunction]
-#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None, spans=true))]
+#[pyo3(signature = (contexts, instruction, question, options, classifier_path=None, spans=true, rewrite_model_path=None))]
+#[allow(clippy::too_many_arguments)] // Python's keywords, one each.
 fn compress<'py>(
     py: Python<'py>,
     contexts: Vec<String>,
@@ -334,10 +340,14 @@ fn compress<'py>(
     options: &Bound<'py, PyAny>,
     classifier_path: Option<PathBuf>,
     spans: bool,
+    rewrite_model_path: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let options: CompressionOptions = from_python(options)?;
-    let mut result =
-        py.detach(|| run_request(contexts, instruction, question, options, classifier_path))?;
+    let paths = ModelPaths {
+        classifier: classifier_path,
+        rewrite_model: rewrite_model_path,
+    };
+    let mut result = py.detach(|| run_request(contexts, instruction, question, options, paths))?;
     if !spans {
         // Emptied before conversion: a long input's label map is most of the result (the CLI's
         // `--no-spans`).
@@ -360,12 +370,20 @@ struct MethodResult {
     method: &'static str,
 }
 
+/// The model files a call of `abridge.compress` names.
+struct ModelPaths {
+    /// `classifier=`: LLMLingua-2's token-classification folder.
+    classifier: Option<PathBuf>,
+    /// `rewrite_model=`: the chat GGUF `rewrite` writes with.
+    rewrite_model: Option<PathBuf>,
+}
+
 fn run_request(
     contexts: Vec<String>,
     instruction: String,
     question: String,
     options: CompressionOptions,
-    classifier_path: Option<PathBuf>,
+    paths: ModelPaths,
 ) -> Result<MethodResult, Failure> {
     check_size(&instruction, &contexts, &question)?;
     let tokenizer = match &options.target_tokenizer {
@@ -374,12 +392,17 @@ fn run_request(
     };
     let counter = TiktokenCounter::new(tokenizer);
     let plan = options.plan(instruction, contexts, question)?;
-    if plan.needs.generator {
-        return Err(Failure::Value(
-            "method=\"rewrite\" needs a generator (an instruction model), which the Python package does not load yet: run `abridge compress --method rewrite` (the CLI) or choose another method".into(),
-        ));
-    }
     let toolkit = toolkit();
+    let generator = match (plan.needs.generator, paths.rewrite_model) {
+        (true, path) => Some(generator(toolkit, path)?),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(Failure::Value(format!(
+                "rewrite_model= is the instruction model of method=\"rewrite\", and this call's method is {:?}: leave rewrite_model= out, or pass method=\"rewrite\"",
+                plan.method.name()
+            )))
+        }
+    };
     let scorer = match plan.needs.scorer {
         true => Some(cached(&toolkit.scorer, || {
             Ok(LanguageModel::load(
@@ -395,7 +418,7 @@ fn run_request(
             Ok(FastClassifier::load_default()?)
         })?),
         Some(Classifier::Checkpoint) => {
-            let path = classifier_path.ok_or_else(|| {
+            let path = paths.classifier.ok_or_else(|| {
                 Failure::Value(
                     "method=\"llmlingua2\" needs classifier=DIR, a token-classification folder"
                         .into(),
@@ -419,12 +442,46 @@ fn run_request(
         counter: &counter,
         embedder: embedder.as_deref().map(|e| e as &dyn Embedder),
         classifier: classifier.as_deref().map(|c| c as &dyn TokenClassifier),
-        generator: None,
+        generator: generator.as_deref().map(|g| g as &dyn Generator),
     };
     Ok(MethodResult {
         result: compress_with(&plan.request, models, None)?,
         method: plan.method.name(),
     })
+}
+
+/// The instruction model at `path`, or the packaged default when it is `None`; kept for the
+/// next call that names the same file.
+fn generator(toolkit: &Toolkit, path: Option<PathBuf>) -> Result<Arc<ChatGenerator>, Failure> {
+    let path = match path {
+        Some(path) if path.is_file() => path,
+        Some(path) => {
+            return Err(Failure::NotFound(format!(
+                "rewrite_model={:?}: no such file: pass the path of a chat GGUF (llama or qwen2), e.g. the Qwen2.5-Coder-0.5B-Instruct that scripts/fetch-evaluator.py installs, or leave rewrite_model= out for that one",
+                path.display().to_string()
+            )))
+        }
+        None => {
+            let path = chat::default_generator_path();
+            if !path.is_file() {
+                return Err(Failure::NotFound(format!(
+                    "method=\"rewrite\" needs an instruction model, and the default (Qwen2.5-Coder-0.5B-Instruct) is not installed at {}: run scripts/fetch-evaluator.py, or pass rewrite_model=PATH (a chat GGUF)",
+                    path.display()
+                )));
+            }
+            path
+        }
+    };
+    let mut slot = toolkit.generator.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(generator) = slot.as_ref().filter(|g| g.lm.path == path) {
+        return Ok(generator.clone());
+    }
+    let generator = ChatGenerator::load(&path, LoadOptions::default()).map_err(|e| {
+        Failure::from(e).map(|m| format!("rewrite_model={:?}: {m}", path.display().to_string()))
+    })?;
+    let generator = Arc::new(generator);
+    *slot = Some(generator.clone());
+    Ok(generator)
 }
 
 /// Refuses a prompt over [`MAX_INPUT_BYTES`] before any work is done on it.

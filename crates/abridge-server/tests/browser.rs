@@ -5,14 +5,19 @@
 //! Chromium is required (CI installs it: `apt-get install -y chromium`); without it the test
 //! fails with that line, unless `ABRIDGE_SKIP_BROWSER_TEST=1` says to skip it.
 //! `ABRIDGE_SCREENSHOT=path.png` also keeps the screenshot (docs/web-ui.png was made so).
+//! `rewrite` is shown with a stand-in generator that invents a fact: the page puts the extract
+//! beside the rewrite and highlights what the guard repaired.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, SAMPLE};
+use abridge_core::{BoxError, Generation, Generator};
+use abridge_server::{AppState, Config};
+use common::{embedder, fast, model, TestServer, SAMPLE};
 
 fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
@@ -83,29 +88,35 @@ fn form_encode(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_compresses_a_prompt_and_strikes_through_what_was_dropped() {
-    let Some(chromium) = chromium() else {
+/// Chromium, or `None` when the test may be skipped without it (it panics otherwise).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let chromium = chromium();
+    if chromium.is_none() {
         if std::env::var_os("ABRIDGE_SKIP_BROWSER_TEST").is_some() {
             eprintln!("skipped: no chromium and ABRIDGE_SKIP_BROWSER_TEST is set");
-            return;
+            return None;
         }
         panic!(
             "chromium is needed for the web page test: apt-get install -y chromium \
              (or set ABRIDGE_SKIP_BROWSER_TEST=1 to skip it)"
         );
-    };
-    let server = TestServer::with_toml("").await;
-    let url = format!(
-        "{}#text={}&question={}&method=llmlingua&rate=0.4&run",
-        server.url("/"),
-        form_encode(SAMPLE),
-        form_encode("How many visitors came last year?")
-    );
-    let profile = std::env::temp_dir().join(format!("abridge-chromium-{}", std::process::id()));
+    }
+    chromium
+}
 
+/// The page at `server`'s `/` with `fragment` (a link's example, ending in `&run`), as rendered
+/// once it is done, and the browser profile folder it used (`tag` names it).
+async fn finished_page(
+    chromium: &Path,
+    server: &TestServer,
+    fragment: &str,
+    tag: &str,
+) -> (String, String, PathBuf) {
+    let url = format!("{}#{fragment}", server.url("/"));
+    let profile =
+        std::env::temp_dir().join(format!("abridge-chromium-{tag}-{}", std::process::id()));
     let dom = tokio::task::spawn_blocking({
-        let (chromium, profile, url) = (chromium.clone(), profile.clone(), url.clone());
+        let (chromium, profile, url) = (chromium.to_path_buf(), profile.clone(), url.clone());
         move || run_chromium(&chromium, &profile, &url, &["--dump-dom"])
     })
     .await
@@ -114,6 +125,31 @@ async fn the_page_compresses_a_prompt_and_strikes_through_what_was_dropped() {
         dom.contains("data-state=\"done\""),
         "the page did not finish:\n{dom}"
     );
+    (dom, url, profile)
+}
+
+/// The inner HTML of the first element of `dom` with `id`, up to its closing `tag`.
+fn inner<'d>(dom: &'d str, id: &str, tag: &str) -> &'d str {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in\n{dom}"));
+    let start = start + dom[start..].find('>').unwrap() + 1;
+    let end = start + dom[start..].find(&format!("</{tag}>")).unwrap();
+    &dom[start..end]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_compresses_a_prompt_and_strikes_through_what_was_dropped() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let server = TestServer::with_toml("").await;
+    let fragment = format!(
+        "text={}&question={}&method=llmlingua&rate=0.4&run",
+        form_encode(SAMPLE),
+        form_encode("How many visitors came last year?")
+    );
+    let (dom, url, profile) = finished_page(&chromium, &server, &fragment, "llmlingua").await;
     let stats = &dom[dom.find("id=\"stats\"").expect("the statistics")..];
     let stats = &stats[..stats.find("id=\"marked\"").expect("the marked prompt")];
     assert!(stats.contains("cl100k_base tokens"), "{stats}");
@@ -136,9 +172,9 @@ async fn the_page_compresses_a_prompt_and_strikes_through_what_was_dropped() {
         "{protected}"
     );
     // The compressed prompt is in the output box, about 40% of the original.
-    let output = &dom[dom.find("id=\"output\"").unwrap()..];
-    let output = &output[output.find('>').unwrap() + 1..output.find("</textarea>").unwrap()];
+    let output = inner(&dom, "output", "textarea");
     assert!(output.len() < SAMPLE.len() * 6 / 10, "{output}");
+    assert!(dom.contains("id=\"rewrite-view\" hidden"), "{dom}");
 
     let screenshot = std::env::var_os("ABRIDGE_SCREENSHOT")
         .map(PathBuf::from)
@@ -156,5 +192,83 @@ async fn the_page_compresses_a_prompt_and_strikes_through_what_was_dropped() {
         "{} bytes",
         png.len()
     );
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// Writes one sentence that invents a name beside a real date, and one the sample supports.
+struct Inventor;
+
+impl Generator for Inventor {
+    fn generate(
+        &self,
+        _: &Generation,
+        _: &mut dyn FnMut(usize) -> Result<(), BoxError>,
+    ) -> Result<String, BoxError> {
+        Ok("The railway arrived in 1871 under Zorblax. Tourism has replaced fishing.".into())
+    }
+
+    fn name(&self) -> &str {
+        "inventor"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_is_shown_beside_its_extract_with_the_repairs_highlighted() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let state = AppState::new(Config::parse("").unwrap(), model())
+        .unwrap()
+        .with_embedder(embedder())
+        .with_fast(fast())
+        .with_generator(Arc::new(Inventor));
+    let server = TestServer::start_state(state).await;
+    let fragment = format!(
+        "text={}&question={}&method=rewrite&rate=0.4&run",
+        form_encode(SAMPLE),
+        form_encode("When did the railway arrive?")
+    );
+    let (dom, _, profile) = finished_page(&chromium, &server, &fragment, "rewrite").await;
+    assert!(!dom.contains("id=\"rewrite-view\" hidden"), "{dom}");
+    let extract = inner(&dom, "extract-text", "p");
+    assert!(
+        extract.contains("1871") && extract.len() < SAMPLE.len(),
+        "{extract}"
+    );
+    // The invented name is marked in what the rewriter wrote, and its sentence was replaced by
+    // the extract's, shown as repaired in the rewrite.
+    let generated = inner(&dom, "generated", "p");
+    assert!(
+        generated.contains("<mark class=\"unsupported\">Zorblax</mark>"),
+        "{generated}"
+    );
+    let rewrite = inner(&dom, "rewrite-text", "p");
+    assert!(
+        rewrite.starts_with("<span class=\"repaired\">"),
+        "{rewrite}"
+    );
+    assert!(!rewrite.contains("Zorblax"), "{rewrite}");
+    assert!(
+        rewrite.contains("Tourism has replaced fishing."),
+        "{rewrite}"
+    );
+    // The budget the two short sentences left is filled from the extract.
+    assert!(rewrite.contains("<span class=\"fill\">"), "{rewrite}");
+    let repairs = inner(&dom, "repair-list", "ul");
+    assert!(
+        repairs.contains("“Zorblax” not in the prompt: the sentence was replaced by"),
+        "{repairs}"
+    );
+    assert!(dom.contains("tokens: extract → rewrite + fill"), "{dom}");
+    if let Some(screenshot) = std::env::var_os("ABRIDGE_REWRITE_SCREENSHOT") {
+        let argument = format!("--screenshot={}", PathBuf::from(screenshot).display());
+        let url = server.url("/") + "#" + &fragment;
+        tokio::task::spawn_blocking({
+            let profile = profile.clone();
+            move || run_chromium(&chromium, &profile, &url, &[&argument])
+        })
+        .await
+        .unwrap();
+    }
     let _ = std::fs::remove_dir_all(&profile);
 }

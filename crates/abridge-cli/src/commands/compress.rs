@@ -545,8 +545,8 @@ fn summary(result: &Compressed) -> String {
     );
     if let Some(rewrite) = &result.rewrite {
         line.push_str(&format!(
-            "; extract {} tokens, rewrite {} tokens by {}",
-            rewrite.extract_tokens, rewrite.rewrite_tokens, rewrite.generator
+            "; extract {} tokens, rewrite {} tokens by {}, fill {} tokens from the extract",
+            rewrite.extract_tokens, rewrite.rewrite_tokens, rewrite.generator, rewrite.fill_tokens
         ));
         if !rewrite.unsupported_spans.is_empty() {
             line.push_str(&format!(

@@ -41,7 +41,7 @@ use crate::coarse::contexts::{
 };
 use crate::error::{Fix, OptionError};
 use crate::prompt::Prompt;
-use crate::rank::{bm25, embedding};
+use crate::rank;
 use crate::score::{aggregate, Meter};
 use crate::segment::sentences::sentence_starts;
 use crate::segment::{body, group_words, is_cjk, Segmenter, Words};
@@ -373,20 +373,7 @@ fn sentence_relevance(
         .zip(&competes)
         .map(|(s, &competes)| if competes { &text[s.clone()] } else { "" })
         .collect();
-    let relevance: Vec<f64> = match embedder {
-        Some(embedder) => embedding::similarities(&texts, question, embedder)?
-            .into_iter()
-            .map(|cosine| cosine.clamp(0.0, 1.0))
-            .collect(),
-        None => {
-            let scores = bm25::scores(&texts, question);
-            let best = scores.iter().copied().fold(0.0, f64::max);
-            scores
-                .into_iter()
-                .map(|s| if best > 0.0 { s / best } else { 0.0 })
-                .collect()
-        }
-    };
+    let relevance = rank::relevance(&texts, question, embedder)?;
     Ok(sentence_of
         .into_iter()
         .map(|s| relevance[s] as f32)

@@ -12,11 +12,17 @@
 //!    cut at a word.
 //! 5. Protected text (force tokens, patterns, `<abridge keep>`) the rewrite lost is put back with
 //!    the extract's sentence that holds it, over the budget if need be, as every method keeps it.
+//! 6. Fill: small models stop well short of the budget (half of it on the NQ dev pilot,
+//!    docs/QUALITY.md), so what is left is filled with the extract's sentences the rewrite does
+//!    not already cover, most relevant to the question first (`auto`'s sentence relevance,
+//!    [`crate::rank::relevance`]), and when that leaves more than [`BUDGET_TOLERANCE`] of the
+//!    target unused, the next one cut at a word ([`Rewrite::fill`]).
 //!
 //! Where it differs from RECOMP's abstractive compressor and CompAct: no trained compressor (any
 //! instruction model, prompted), an extractive step first so a small model reads a short input,
 //! and faithfulness enforced after generation rather than hoped for from training.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -28,14 +34,25 @@ use crate::compress::{pipeline, Timings};
 use crate::error::{Fix, OptionError};
 use crate::faithfulness::Facts;
 use crate::prompt::{Prompt, PART_SEPARATOR};
-use crate::rank::bm25;
+use crate::rank::{self, bm25};
 use crate::render::render;
 use crate::score::Progress;
 use crate::segment::{Segmenter, Sentences, Words};
-use crate::select::unreachable_reason;
+use crate::select::{longest_fitting, unreachable_reason};
 use crate::{
-    CompressRequest, Compressed, Error, Generation, Generator, Method, Models, Result, TokenCounter,
+    CompressRequest, Compressed, Embedder, Error, Generation, Generator, Method, Models, Result,
+    TokenCounter,
 };
+
+/// How far under the target a result may end (the issue's ±3%) before the fill cuts a sentence
+/// at a word to come closer.
+const BUDGET_TOLERANCE: f64 = 0.03;
+
+/// The share of an extract sentence's terms that the rewrite must hold for the sentence to count
+/// as covered and be left out of the fill. High, because a paraphrase that drops the one detail
+/// the question asks for should not keep that detail out; not 1, so a rewrite that copies a
+/// sentence with a word changed does not bring it back twice. Not tuned.
+const COVERED_SHARE: f64 = 0.8;
 
 /// The choices `rewrite` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -67,8 +84,16 @@ pub struct Rewrite {
     pub extract_tokens: usize,
     /// What the generator wrote, before the guard and the budget.
     pub generated: String,
-    /// Tokens of the rewritten contexts in the result (target tokenizer).
+    /// The rewrite as the result holds it, before the fill: the generated sentences the guard
+    /// and the budget kept, the guard's replacements and restored protected text.
+    pub rewritten: String,
+    /// Tokens of [`Rewrite::rewritten`] (target tokenizer).
     pub rewrite_tokens: usize,
+    /// The extract's sentences appended after the rewrite to use the budget it left, most
+    /// relevant first; the last may be cut at a word. Empty when the rewrite filled the budget.
+    pub fill: String,
+    /// Tokens of [`Rewrite::fill`] (target tokenizer).
+    pub fill_tokens: usize,
     /// Facts the generation stated that the source does not, with what became of their sentence.
     pub unsupported_spans: Vec<UnsupportedSpan>,
     /// Generated sentences left out because the budget could not hold them.
@@ -178,11 +203,12 @@ pub(crate) fn compress(
             .iter()
             .find(|s| s.contains(&protected))
             .map_or(protected.as_str(), |s| *s);
-        join_sentence(&mut body, sentence);
+        body = join(&body, sentence);
         restored_protected.push(protected);
     }
 
-    let text = layout.text(&body);
+    let fill = layout.fill(&body, &extract_sentences, question, models.embedder, target)?;
+    let text = layout.text(&join(&body, &fill));
     let compressed_tokens = counter.count(&text);
     let rewrite = Rewrite {
         generator: generator.name().to_string(),
@@ -190,6 +216,9 @@ pub(crate) fn compress(
         extract,
         generated,
         rewrite_tokens: counter.count(&body),
+        rewritten: body,
+        fill_tokens: counter.count(&fill),
+        fill,
         unsupported_spans,
         sentences_over_budget: cut.len(),
         restored_protected,
@@ -329,26 +358,14 @@ fn guard(
     (pieces, spans)
 }
 
-/// The unused candidate sharing the largest share of terms with `sentence` (Jaccard), if any
-/// shares one.
+/// The unused candidate most similar to `sentence` (the highest BM25 score with the sentence as
+/// the query), if any shares a term with it.
 fn most_similar(sentence: &str, candidates: &[&str], used: &[bool]) -> Option<usize> {
-    let terms: std::collections::HashSet<String> = bm25::terms(sentence).into_iter().collect();
-    candidates
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !used[*i])
-        .filter_map(|(i, candidate)| {
-            let other: std::collections::HashSet<String> =
-                bm25::terms(candidate).into_iter().collect();
-            let shared = terms.intersection(&other).count();
-            let union = terms.union(&other).count();
-            (shared > 0).then(|| (i, shared as f64 / union as f64))
-        })
-        .fold(None, |best: Option<(usize, f64)>, (i, score)| match best {
-            Some((_, s)) if s >= score => best,
-            _ => Some((i, score)),
-        })
-        .map(|(i, _)| i)
+    let scores = bm25::scores(candidates, sentence);
+    rank::order(&scores, true)
+        .into_iter()
+        .find(|r| !used[r.index] && r.score > 0.0)
+        .map(|r| r.index)
 }
 
 /// The trimmed sentences of `text`.
@@ -361,11 +378,13 @@ fn sentences(text: &str) -> Vec<&str> {
         .collect()
 }
 
-fn join_sentence(body: &mut String, sentence: &str) {
-    if !body.is_empty() {
-        body.push(' ');
+/// `body` and `sentence` as one paragraph.
+fn join(body: &str, sentence: &str) -> String {
+    match (body.is_empty(), sentence.is_empty()) {
+        (true, _) => sentence.to_string(),
+        (_, true) => body.to_string(),
+        _ => format!("{body} {sentence}"),
     }
-    body.push_str(sentence);
 }
 
 /// The prompt around the rewritten contexts: the instruction before, the question after.
@@ -395,8 +414,7 @@ impl Layout<'_> {
         let mut body = String::new();
         let mut cut = Vec::new();
         for (i, piece) in pieces.iter().enumerate() {
-            let mut candidate = body.clone();
-            join_sentence(&mut candidate, &piece.text);
+            let candidate = join(&body, &piece.text);
             if self.tokens(&candidate) <= target {
                 body = candidate;
             } else {
@@ -405,31 +423,84 @@ impl Layout<'_> {
         }
         if body.is_empty() {
             if let Some(first) = pieces.first() {
-                body = self.word_prefix(&first.text, target);
+                body = self.word_prefix("", &first.text, target);
             }
         }
         (body, cut)
     }
 
-    /// The longest prefix of whole words of `sentence` that fits `target`.
-    fn word_prefix(&self, sentence: &str, target: usize) -> String {
-        let ends: Vec<usize> = Words.segment(sentence).iter().map(|w| w.end).collect();
-        let fits = |n: usize| self.tokens(&sentence[..ends[n - 1]]) <= target;
-        // Token counts grow with the prefix, so the longest fitting one is found by bisection.
-        let (mut lo, mut hi) = (0, ends.len());
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
+    /// The text to append to `body` to use what it leaves of `target`: the `candidates` (the
+    /// extract's sentences) that `body` does not cover, most relevant to `question` first (in
+    /// their order without one), each that fits; then, when more than [`BUDGET_TOLERANCE`] of
+    /// the target is still unused, the most relevant one left cut at the last word that fits.
+    fn fill(
+        &self,
+        body: &str,
+        candidates: &[&str],
+        question: &str,
+        embedder: Option<&dyn Embedder>,
+        target: usize,
+    ) -> Result<String> {
+        let held: HashSet<String> = bm25::terms(body).into_iter().collect();
+        let uncovered: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|sentence| !covered(sentence, &held))
+            .collect();
+        let relevance = match question.trim() {
+            "" => vec![0.0; uncovered.len()],
+            question => rank::relevance(&uncovered, question, embedder)?,
+        };
+        let mut fill = String::new();
+        let mut left_out = None;
+        for ranked in rank::order(&relevance, true) {
+            let candidate = join(&fill, uncovered[ranked.index]);
+            if self.tokens(&join(body, &candidate)) <= target {
+                fill = candidate;
             } else {
-                hi = mid - 1;
+                left_out.get_or_insert(uncovered[ranked.index]);
             }
         }
-        match lo {
-            0 => String::new(),
-            n => sentence[..ends[n - 1]].trim().to_string(),
+        let floor = target as f64 * (1.0 - BUDGET_TOLERANCE);
+        if let Some(sentence) = left_out {
+            if (self.tokens(&join(body, &fill)) as f64) < floor {
+                let prefix = self.word_prefix(&join(body, &fill), sentence, target);
+                fill = join(&fill, &prefix);
+            }
         }
+        Ok(fill)
     }
+
+    /// The longest prefix of whole words of `sentence` that fits `target` after `body`.
+    fn word_prefix(&self, body: &str, sentence: &str, target: usize) -> String {
+        let ends: Vec<usize> = Words.segment(sentence).iter().map(|w| w.end).collect();
+        let prefix = |n: usize| match n {
+            0 => "",
+            n => sentence[..ends[n - 1]].trim(),
+        };
+        // Token counts grow with the prefix.
+        let words = longest_fitting(ends.len(), |n| {
+            self.tokens(&join(body, prefix(n))) <= target
+        });
+        prefix(words).to_string()
+    }
+}
+
+/// Whether `held` (the terms of a text) holds at least [`COVERED_SHARE`] of `sentence`'s
+/// distinct terms.
+fn covered(sentence: &str, held: &HashSet<String>) -> bool {
+    let terms: HashSet<String> = bm25::terms(sentence).into_iter().collect();
+    let shared = terms.iter().filter(|term| held.contains(*term)).count();
+    shared as f64 >= COVERED_SHARE * terms.len() as f64
+}
+
+/// Whether `unit` is part of `context`: its text starts inside it. (A unit carries the
+/// whitespace before it, so a context's first unit starts in the separator before the context,
+/// and the question's first unit may start inside the last context's trailing newline.)
+fn in_context(source: &str, context: &Range<usize>, unit: &Range<usize>) -> bool {
+    let whole = &source[unit.clone()];
+    let text_start = unit.end - whole.trim_start().len();
+    context.contains(&text_start)
 }
 
 /// The extracted contexts as text, joined as the prompt joins them.
@@ -441,7 +512,7 @@ fn contexts_of(extracted: &Compressed) -> String {
             let spans: Vec<_> = extracted
                 .spans
                 .iter()
-                .filter(|s| context.start <= s.span.start && s.span.end <= context.end)
+                .filter(|s| in_context(&extracted.source, context, &s.span))
                 .collect();
             let units: Vec<Range<usize>> = spans.iter().map(|s| s.span.clone()).collect();
             let kept: Vec<bool> = spans.iter().map(|s| s.kept).collect();
@@ -468,7 +539,7 @@ fn protected_texts(extracted: &Compressed) -> Vec<String> {
         let inside = extracted
             .contexts
             .iter()
-            .any(|c| c.start <= span.span.start && span.span.end <= c.end);
+            .any(|context| in_context(&extracted.source, context, &span.span));
         if !(span.protected && inside) || extracted.source[span.span.clone()].trim().is_empty() {
             continue;
         }

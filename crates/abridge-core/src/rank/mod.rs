@@ -183,8 +183,32 @@ pub(crate) fn rank_with(
     Ok(order(&scores, higher_is_better))
 }
 
+/// How relevant each text is to `question`, in [0, 1]: the cosine of sentence embeddings
+/// (negative ones count as 0) when `embedder` is given, else BM25 divided by the best text's
+/// score (all 0 when no text shares a term with the question). An empty text scores 0.
+pub(crate) fn relevance(
+    texts: &[&str],
+    question: &str,
+    embedder: Option<&dyn Embedder>,
+) -> Result<Vec<f64>> {
+    Ok(match embedder {
+        Some(embedder) => embedding::similarities(texts, question, embedder)?
+            .into_iter()
+            .map(|cosine| cosine.clamp(0.0, 1.0))
+            .collect(),
+        None => {
+            let scores = bm25::scores(texts, question);
+            let best = scores.iter().copied().fold(0.0, f64::max);
+            scores
+                .into_iter()
+                .map(|s| if best > 0.0 { s / best } else { 0.0 })
+                .collect()
+        }
+    })
+}
+
 /// Indices by score, best first; ties (and NaNs, last) keep input order.
-fn order(scores: &[f64], higher_is_better: bool) -> Vec<Ranked> {
+pub(crate) fn order(scores: &[f64], higher_is_better: bool) -> Vec<Ranked> {
     let mut ranked: Vec<Ranked> = scores
         .iter()
         .enumerate()

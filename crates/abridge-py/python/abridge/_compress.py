@@ -20,6 +20,7 @@ def compress(
     question: str = "",
     method: str = "auto",
     classifier: Optional[Union[str, "os.PathLike[str]"]] = None,
+    rewrite_model: Optional[Union[str, "os.PathLike[str]"]] = None,
     spans: bool = True,
     **options: Any,
 ) -> Dict[str, Any]:
@@ -28,7 +29,11 @@ def compress(
 
     ``method``: ``"auto"`` (abridge-fast's word selection, question-aware with a ``question``,
     dates, numbers and names kept whole), ``"fast"``, ``"longllmlingua"``, ``"llmlingua"``,
-    ``"selective-context"`` or ``"llmlingua2"`` (with ``classifier=DIR``). ``options`` are the
+    ``"selective-context"``, ``"llmlingua2"`` (with ``classifier=DIR``) or ``"rewrite"`` (the
+    ``auto`` extract rewritten by a local instruction model: ``rewrite_model=PATH``, a chat GGUF,
+    default the Qwen2.5-Coder-0.5B-Instruct that ``scripts/fetch-evaluator.py`` installs; the
+    result's ``rewrite`` holds the extract, the rewrite, its fill and the ``unsupported_spans``
+    the faithfulness guard repaired). ``options`` are the
     server's JSON fields and the CLI's flags: ``rate``, ``target_token``, ``threshold``, ``unit``,
     ``force_tokens``, ``rank_method``, ... (docs/SERVER.md). The models a method reads are loaded
     on first use and kept. Returns the result as a dict: ``text``, ``origin_tokens``,
@@ -49,5 +54,8 @@ def compress(
     if not isinstance(spans, bool):
         raise TypeError(f"spans must be a bool, got {type(spans).__name__}")
     options["method"] = method
-    path = None if classifier is None else os.fspath(classifier)
-    return _abridge.compress(contexts, instruction, question, options, path, spans)
+    classifier_path = None if classifier is None else os.fspath(classifier)
+    rewrite_model_path = None if rewrite_model is None else os.fspath(rewrite_model)
+    return _abridge.compress(
+        contexts, instruction, question, options, classifier_path, spans, rewrite_model_path
+    )
