@@ -94,6 +94,70 @@ fn bench_prints_a_json_record_per_length() {
     assert!(read("longllmlingua") > read("longllmlingua-bm25") + input / 2);
 }
 
+/// The answering model of the compression-against-eviction table: the evaluator that
+/// scripts/fetch-evaluator.py installs (scripts/test.sh runs it).
+fn evaluator() -> String {
+    abridge_models::fetch::models_dir()
+        .join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn bench_compares_compression_with_kv_eviction_at_equal_memory() {
+    let output = abridge(
+        &[
+            "bench",
+            "--lengths",
+            "16",
+            "--repeat",
+            "1",
+            "--json",
+            "--documents",
+            "2",
+            "--kv-answerer",
+            &evaluator(),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let reads: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r.get("peak_positions").is_some())
+        .collect();
+    let methods: Vec<&str> = reads
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    let per_rate = ["auto", "kv-streaming", "kv-h2o", "kv-snapkv"];
+    let expected: Vec<&str> = std::iter::once("whole")
+        .chain(per_rate.iter().copied().cycle().take(12))
+        .collect();
+    assert_eq!(methods, expected);
+    let whole = reads[0]["prompt_tokens"].as_u64().unwrap();
+    let field = |r: &serde_json::Value, name: &str| r[name].as_u64().unwrap();
+    for rate in reads[1..].chunks(4) {
+        let (auto, kv) = (&rate[0], &rate[1..]);
+        // Compression reads fewer tokens; every policy reads them all and ends at its budget,
+        // about what the compressed prompt takes.
+        assert!(field(auto, "prompt_tokens") < whole, "{auto}");
+        for policy in kv {
+            assert_eq!(field(policy, "prompt_tokens"), whole, "{policy}");
+            let budget = field(policy, "final_positions");
+            assert!(budget < whole, "{policy}");
+            let peak = field(policy, "peak_positions");
+            match policy["method"].as_str().unwrap() {
+                // SnapKV evicts once the prompt is read: it needs the whole prompt's memory.
+                "kv-snapkv" => assert_eq!(peak, whole, "{policy}"),
+                // The others evict every 32 tokens.
+                _ => assert!(peak > budget && peak <= budget + 32, "{policy}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn empty_input_is_refused() {
     let output = abridge(&["score", "-"], Some(b"  \n"));

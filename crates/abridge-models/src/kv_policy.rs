@@ -155,6 +155,9 @@ impl KvPolicy {
 /// original position of every row it holds.
 pub struct PolicyCache {
     pub cache: KvCache,
+    /// The most rows the cache held at once while the prompt was read: the memory the policy
+    /// needs, which for SnapKV (it evicts once, at the end) is the whole prompt's.
+    pub peak_rows: usize,
     /// Per layer, `rows × kv_heads`: the position row j of KV head h was read at.
     positions: Vec<Vec<usize>>,
     kv_heads: usize,
@@ -191,11 +194,13 @@ pub fn read(model: &CausalLm, ids: &[u32], policy: &KvPolicy) -> Result<PolicyCa
         }
     };
     let budget = policy.budget;
+    let mut peak_rows = 0;
     match policy.rule {
         Rule::Streaming { sinks } => {
             for chunk in ids.chunks(policy.step) {
                 let from = cache.positions_read();
                 model.forward(&mut cache, chunk)?;
+                peak_rows = peak_rows.max(cache.len());
                 appended(&mut positions, from, chunk.len());
                 if cache.len() > budget {
                     let rows = streaming_rows(cache.len(), budget, sinks);
@@ -213,6 +218,7 @@ pub fn read(model: &CausalLm, ids: &[u32], policy: &KvPolicy) -> Result<PolicyCa
                     mass.resize((shape.past + shape.queries) * kv_heads, 0.0);
                     kernels::attention_mass(q, k, shape, 0..shape.queries, mass);
                 })?;
+                peak_rows = peak_rows.max(cache.len());
                 appended(&mut positions, from, chunk.len());
                 if cache.len() > budget {
                     evict(&mut cache, &mut positions, &mut scores, kv_heads, |mass| {
@@ -232,6 +238,7 @@ pub fn read(model: &CausalLm, ids: &[u32], policy: &KvPolicy) -> Result<PolicyCa
                     kernels::attention_mass(q, k, shape, first..shape.queries, votes);
                 }
             })?;
+            peak_rows = cache.len();
             appended(&mut positions, 0, ids.len());
             if cache.len() > budget {
                 evict(&mut cache, &mut positions, &mut scores, kv_heads, |votes| {
@@ -242,6 +249,7 @@ pub fn read(model: &CausalLm, ids: &[u32], policy: &KvPolicy) -> Result<PolicyCa
     }
     Ok(PolicyCache {
         cache,
+        peak_rows,
         positions,
         kv_heads,
     })

@@ -104,6 +104,10 @@ fn streaming_keeps_the_sinks_and_the_latest_positions_at_their_own_rotation() {
         (read.cache.len(), read.cache.positions_read()),
         (12, PROMPT_LEN)
     );
+    // Reading 8 tokens between evictions, it never held more than the budget and one step.
+    assert_eq!(read.peak_rows, 12 + policy.step);
+    let snapkv = kv_policy::read(&lm.model, &ids, &self::policy(PolicyKind::SnapKv, 12)).unwrap();
+    assert_eq!((snapkv.peak_rows, snapkv.cache.len()), (PROMPT_LEN, 12));
     // The first layer's keys depend on their own token and position only: the kept rows are
     // the full cache's rows at the kept positions.
     let mut full = plain(&lm, &ids, policy.step);

@@ -8,14 +8,19 @@ use abridge_core::{
     Llmlingua2Options, LlmlinguaOptions, LongLlmlinguaOptions, Method, ModelToken, Models,
     RankMethod, ScoringSession, TokenScorer, Uninterrupted,
 };
+use abridge_models::kv_policy::{self, KvPolicy, PolicyKind};
 use abridge_models::{
-    kernels, FastClassifier, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
-    TokenClassificationModel,
+    kernels, FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer,
+    TiktokenCounter, TokenClassificationModel,
 };
 use anyhow::ensure;
 use serde::Serialize;
 
 use crate::model::ModelArgs;
+
+/// The question of the RAG-shaped prompt (`--documents`).
+const RAG_QUESTION: &str =
+    "When did the railway arrive in Vellmouth, and what was built next to the sheds?";
 
 /// Natural prose the benchmark tokenizes and repeats up to each length.
 const BENCH_TEXT: &str = include_str!("../../../../examples/sample.txt");
@@ -56,6 +61,14 @@ pub struct Args {
     /// installed), with the tokens each makes the scoring LM read.
     #[arg(long, value_name = "N", conflicts_with = "classifier")]
     documents: Option<usize>,
+
+    /// With --documents: the time side of compression against KV-cache eviction at equal
+    /// memory. This answering model (a llama/qwen2 GGUF, e.g. the evaluator that
+    /// scripts/fetch-evaluator.py installs) reads the RAG prompt whole, compressed by `auto` to
+    /// 1/3, 1/5 and 1/10, and whole under each KV-cache policy keeping that share of its
+    /// positions; prints the seconds (compression and reading) and the most cache positions held.
+    #[arg(long, value_name = "GGUF", requires = "documents")]
+    kv_answerer: Option<PathBuf>,
 
     /// Instead, time abridge-fast against its teacher: whole compressions to 1/3 of the same
     /// inputs (the sample repeated to each length in scoring-model tokens) by Selective Context on
@@ -228,6 +241,17 @@ fn run_scorer(args: &Args) -> anyhow::Result<()> {
     if let Some(documents) = args.documents {
         ensure!(documents > 0, "--documents must be at least 1");
         rag_latency(&lm, documents, args.repeat, args.json)?;
+        if let Some(path) = &args.kv_answerer {
+            let answerer = LanguageModel::load(
+                path,
+                LoadOptions {
+                    keep_quantized: args.model.low_memory,
+                    skip_verify: args.model.no_verify,
+                    ..LoadOptions::default()
+                },
+            )?;
+            compression_against_eviction(&answerer, documents, args.repeat, args.json)?;
+        }
     }
     Ok(())
 }
@@ -421,8 +445,7 @@ fn rag_latency(
     json: bool,
 ) -> anyhow::Result<()> {
     let contexts = rag_documents(documents);
-    let question =
-        "When did the railway arrive in Vellmouth, and what was built next to the sheds?";
+    let question = RAG_QUESTION;
     let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
     let embedder = SentenceEncoder::load_default().ok();
     let fast = FastClassifier::load_default().ok();
@@ -532,6 +555,150 @@ fn rag_latency(
                 record.compressed_tokens
             );
         }
+    }
+    Ok(())
+}
+
+/// One way the answering model reads the RAG prompt at one rate.
+#[derive(Serialize)]
+struct ReadRecord {
+    rate: f64,
+    /// `whole`, `auto` (compressed, then read) or `kv-<policy>`.
+    method: String,
+    /// Compressing first (`auto` only).
+    compress_seconds: f64,
+    /// Reading the (compressed) prompt into the answering model's cache.
+    read_seconds: f64,
+    /// Prompt tokens in the answering model's tokens.
+    prompt_tokens: usize,
+    /// The most cache positions held while reading: what memory must hold.
+    peak_positions: usize,
+    /// Positions left for answering.
+    final_positions: usize,
+    peak_cache_mib: f64,
+}
+
+/// The RAG prompt of `rag_latency` read by `answerer` whole, compressed by `auto`, and under each
+/// KV-cache policy at 1/3, 1/5 and 1/10 (fastest of `repeat`): compression pays for a scoring pass
+/// but the answering model reads fewer tokens; eviction reads every token.
+fn compression_against_eviction(
+    answerer: &LanguageModel,
+    documents: usize,
+    repeat: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let contexts = rag_documents(documents);
+    let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
+    let embedder = SentenceEncoder::load_default().ok();
+    let fast = FastClassifier::load_default()?;
+    let models = Models {
+        scorer: None,
+        counter: &counter,
+        embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
+        classifier: Some(&fast),
+        generator: None,
+    };
+    let config = &answerer.model.config;
+    let mib_per_position =
+        (config.layers * 2 * config.kv_heads * config.head_dim * 4) as f64 / (1 << 20) as f64;
+    let prompt = format!("{}\n\n{RAG_QUESTION}", contexts.join("\n\n"));
+    let ids: Vec<u32> = answerer.encode(&prompt)?.iter().map(|t| t.id).collect();
+    let read_whole = |ids: &[u32]| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let mut cache = answerer.model.new_cache();
+        answerer.model.forward(&mut cache, ids)?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let fastest = |f: &mut dyn FnMut() -> anyhow::Result<f64>| -> anyhow::Result<f64> {
+        (0..repeat).try_fold(f64::INFINITY, |best, _| Ok(best.min(f()?)))
+    };
+    let mut records = vec![ReadRecord {
+        rate: 1.0,
+        method: "whole".into(),
+        compress_seconds: 0.0,
+        read_seconds: fastest(&mut || read_whole(&ids))?,
+        prompt_tokens: ids.len(),
+        peak_positions: ids.len(),
+        final_positions: ids.len(),
+        peak_cache_mib: ids.len() as f64 * mib_per_position,
+    }];
+    for rate in [1.0 / 3.0, 0.2, 0.1] {
+        let mut request =
+            CompressRequest::new(Method::Auto(AutoConfig::default()), contexts.clone());
+        request.question = RAG_QUESTION.to_string();
+        request.budget = Budget::Rate(rate);
+        let (mut compress_seconds, mut read_seconds, mut compressed) =
+            (f64::INFINITY, f64::INFINITY, Vec::new());
+        for _ in 0..repeat {
+            let started = Instant::now();
+            let result = compress_with(&request, models, None)?;
+            compress_seconds = compress_seconds.min(started.elapsed().as_secs_f64());
+            compressed = answerer
+                .encode(&result.text)?
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            read_seconds = read_seconds.min(read_whole(&compressed)?);
+        }
+        records.push(ReadRecord {
+            rate,
+            method: "auto".into(),
+            compress_seconds,
+            read_seconds,
+            prompt_tokens: compressed.len(),
+            peak_positions: compressed.len(),
+            final_positions: compressed.len(),
+            peak_cache_mib: compressed.len() as f64 * mib_per_position,
+        });
+        let budget =
+            ((rate * ids.len() as f64).round() as usize).max(kv_policy::OBSERVATION_WINDOW);
+        for kind in PolicyKind::ALL {
+            let policy = KvPolicy::new(kind, budget);
+            let mut peak = 0;
+            let read_seconds = fastest(&mut || {
+                let started = Instant::now();
+                let read = kv_policy::read(&answerer.model, &ids, &policy)?;
+                peak = read.peak_rows;
+                Ok(started.elapsed().as_secs_f64())
+            })?;
+            records.push(ReadRecord {
+                rate,
+                method: format!("kv-{}", kind.name()),
+                compress_seconds: 0.0,
+                read_seconds,
+                prompt_tokens: ids.len(),
+                peak_positions: peak,
+                final_positions: budget.min(ids.len()),
+                peak_cache_mib: peak as f64 * mib_per_position,
+            });
+        }
+    }
+    if json {
+        for record in &records {
+            println!("{}", serde_json::to_string(record)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "Read by {} ({} of its tokens whole), best of {repeat}:",
+        answerer.path.display(),
+        ids.len()
+    );
+    println!(
+        "{:>6}  {:>12}  {:>10}  {:>8}  {:>7}  {:>14}  {:>15}",
+        "rate", "method", "compress s", "read s", "total s", "peak positions", "peak cache MiB"
+    );
+    for r in &records {
+        println!(
+            "{:>6.3}  {:>12}  {:>10.3}  {:>8.3}  {:>7.3}  {:>14}  {:>15.1}",
+            r.rate,
+            r.method,
+            r.compress_seconds,
+            r.read_seconds,
+            r.compress_seconds + r.read_seconds,
+            r.peak_positions,
+            r.peak_cache_mib
+        );
     }
     Ok(())
 }
