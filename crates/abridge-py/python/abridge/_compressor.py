@@ -512,7 +512,8 @@ class PromptCompressor:
         Using these options without use_llmlingua2 raises ``ValueError``.
 
         abridge only (keyword): ``unit`` (what is kept or dropped whole: ``"token"``, ``"word"``
-        (default), ``"phrase"``, ``"sentence"``), ``markup`` (interpret ``<abridge keep>…</abridge>``
+        (closest to llmlingua's tokens), ``"phrase"`` (the default for llmlingua and
+        longllmlingua; LLMLingua-2 mode keeps words), ``"sentence"``), ``markup`` (interpret ``<abridge keep>…</abridge>``
         and ``<abridge rate=0.3>…</abridge>``; default True), ``protect_patterns`` (regular
         expressions whose matches are kept), ``protect_code`` (keep code blocks and spans).
 
