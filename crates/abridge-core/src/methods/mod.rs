@@ -179,9 +179,10 @@ impl Method {
 
     /// The unit a method keeps or drops whole unless the request names one. Selective Context's
     /// default `reduce_level` is `phrase`. LLMLingua and LongLLMLingua drop tokens in the
-    /// reference; whole phrases keep a multi-word answer or a number with its noun together, and
-    /// raise their answer retention on NQ and SQuAD (docs/QUALITY.md), so they default to the
-    /// phrase too (`word` is the closest to the reference). The classifier methods keep words.
+    /// reference; whole phrases keep a multi-word answer or a number with its noun together and
+    /// raise their answer retention on NQ (on a small SQuAD test sample LongLLMLingua lost a
+    /// little: docs/QUALITY.md), so they default to the phrase too (`word` is the closest to the
+    /// reference). The classifier methods keep words.
     pub fn default_unit(&self) -> Unit {
         match self {
             Self::SelectiveContext | Self::Llmlingua(_) | Self::LongLlmlingua(_) => Unit::Phrase,
