@@ -29,14 +29,14 @@ for length in 1000 2000 4000; do
         --methods "$niah_methods,longllmlingua"
 done
 run niah-8000 --suite niah --lengths 8000 --limit 1 --rates 1/2,1/5 --methods "$niah_methods"
-# LongLLMLingua's unit: word (its default), phrase, token; beside the best methods.
-run nq-units --suite nq --limit 60 --methods none,head,tail,random,selective-context,fast,fast-question,longllmlingua,longllmlingua-phrase,longllmlingua-token
+# LongLLMLingua's unit: phrase (its default since issue 17), word, token; beside the best methods.
+run nq-units --suite nq --limit 60 --methods none,head,tail,random,selective-context,fast,fast-question,longllmlingua-word,longllmlingua,longllmlingua-token
 # abridge-fast against its teacher (issue 7).
 run nq-fast --suite nq --limit 40 --methods none,head,tail,random,selective-context,fast,fast-question
 run nq-fast-evaluator --suite nq --limit 12 --methods none,head,random,selective-context,fast,fast-question --evaluator "$(scripts/fetch-evaluator.py)"
 # Generative accuracy (metric 3): the evaluator answers greedily.
 run nq-generate --suite nq --limit 30 --rates 1/2,1/5 --methods closed-book,none,selective-context,fast,fast-question --generate "$(scripts/fetch-evaluator.py)"
-run nq-evaluator-40 --suite nq --limit 40 --rates 1/2,1/3 --methods random,selective-context,fast-question,longllmlingua-phrase --evaluator "$(scripts/fetch-evaluator.py)"
+run nq-evaluator-40 --suite nq --limit 40 --rates 1/2,1/3 --methods random,selective-context,fast-question,longllmlingua --evaluator "$(scripts/fetch-evaluator.py)"
 run nq-evaluator --suite nq --limit 8 --rates 1/2 --evaluator "$(scripts/fetch-evaluator.py)"
 scripts/plot-quality.py "$out/nq.json" -o "$out/nq.svg" --title "NQ test: answer kept vs rate"
 scripts/plot-quality.py "$out/gsm8k.json" -o "$out/gsm8k.svg" --metric numbers_kept --title "GSM8K test: numbers kept vs rate"

@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(json["method"]["name"], "llmlingua");
         assert_eq!(json["method"]["context_budget"]["add"], 100.0);
         assert_eq!(json["budget"]["target_tokens"], 2);
-        assert_eq!(json["unit"], "word");
+        assert_eq!(json["unit"], "phrase");
         assert_eq!(
             serde_json::from_value::<CompressRequest>(json).unwrap(),
             request

@@ -16,6 +16,9 @@ fn request(contexts: &[&str], budget: Budget, options: LlmlinguaOptions) -> Comp
         contexts.iter().map(|c| c.to_string()).collect(),
     );
     request.budget = budget;
+    // These tests follow single words through the iterative pass (the reference's granularity,
+    // rounded to words), not the default phrase unit.
+    request.unit = Unit::Word;
     request
 }
 
@@ -279,8 +282,7 @@ fn threshold_budget_keeps_words_at_or_above_it() {
 #[test]
 fn region_rates_hold_inside_llmlingua() {
     let text = "plain words stay <abridge rate=0.5>one two three four five six</abridge>";
-    let mut request = request(&[text], Budget::Rate(1.0), LlmlinguaOptions::default());
-    request.unit = Unit::Word;
+    let request = request(&[text], Budget::Rate(1.0), LlmlinguaOptions::default());
     let result = run(&request, &FakeScorer::new());
     // Rate 1 keeps all plain text; the region keeps 3 of its 6 words (the longest, "three" 5,
     // "four" 4, "five" 4), whatever the overall budget.

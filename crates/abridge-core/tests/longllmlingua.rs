@@ -8,7 +8,7 @@
 use abridge_core::testing::{FakeEmbedder, FakeScorer, WordCounter};
 use abridge_core::{
     compress, compress_with, Budget, CompressRequest, Compressed, ConditionInQuestion, Error,
-    LongLlmlinguaOptions, Method, Models, QuestionPosition, RankMethod, Reorder,
+    LongLlmlinguaOptions, Method, Models, QuestionPosition, RankMethod, Reorder, Unit,
 };
 
 const QUESTION: &str = "Which river flows through Cairo?";
@@ -33,6 +33,9 @@ fn request(options: LongLlmlinguaOptions, budget: Budget) -> CompressRequest {
     let mut request = CompressRequest::new(Method::LongLlmlingua(options), documents());
     request.question = QUESTION.into();
     request.budget = budget;
+    // The fake scorer's costs are per word; these tests follow single words, not the default
+    // phrase unit.
+    request.unit = Unit::Word;
     request
 }
 

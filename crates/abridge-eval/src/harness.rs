@@ -94,7 +94,7 @@ impl EvalMethod {
     }
 
     /// The method's name, with `-<unit>` appended where the unit is not the method's default
-    /// (`longllmlingua-phrase`, `longllmlingua-bm25-phrase`, `selective-context-sentence`).
+    /// (`longllmlingua-word`, `longllmlingua-bm25-token`, `selective-context-sentence`).
     pub fn name(&self) -> String {
         let (method, unit) = match self {
             Self::None => return "none".into(),
@@ -224,7 +224,7 @@ impl EvalMethod {
                             "unknown method `{other}`: choose from {}, {}, {}, {} (the last two \
                              take :w=W and :ctx=R), or the KV-cache baselines {}; an abridge \
                              method takes a unit suffix too (-token, -word, -phrase, -sentence), \
-                             e.g. longllmlingua-phrase",
+                             e.g. longllmlingua-word",
                             Self::NAMES,
                             Self::CLOSED_BOOK,
                             Self::RANKED_NAMES,
@@ -958,29 +958,38 @@ mod tests {
 
     #[test]
     fn a_unit_suffix_sets_the_unit_and_names_it_unless_it_is_the_default() {
-        let method: EvalMethod = "longllmlingua-bm25-phrase".parse().unwrap();
+        let method: EvalMethod = "longllmlingua-bm25-word".parse().unwrap();
         let EvalMethod::Abridge {
             method: m, unit, ..
         } = &method
         else {
             panic!("{method:?}")
         };
-        assert_eq!(*unit, Unit::Phrase);
+        assert_eq!(*unit, Unit::Word);
         assert!(matches!(m, Method::LongLlmlingua(o) if o.rank_method == RankMethod::Bm25));
-        assert_eq!(method.name(), "longllmlingua-bm25-phrase");
+        assert_eq!(method.name(), "longllmlingua-bm25-word");
         for unit in Unit::ALL {
             let name = format!("longllmlingua-{}", unit.name());
             let method: EvalMethod = name.parse().unwrap();
-            let expected = if unit == Unit::Word {
+            let expected = if unit == Unit::Phrase {
                 "longllmlingua"
             } else {
                 &name
             };
             assert_eq!(method.name(), expected);
         }
-        // Selective Context's default is the phrase: the suffix then names nothing new.
-        let sc: EvalMethod = "selective-context-phrase".parse().unwrap();
-        assert_eq!(sc.name(), "selective-context");
+        // The phrase is the default of Selective Context and the LLMLinguas: the suffix then
+        // names nothing new.
+        for (name, default) in [
+            ("selective-context-phrase", "selective-context"),
+            ("llmlingua-phrase", "llmlingua"),
+        ] {
+            assert_eq!(name.parse::<EvalMethod>().unwrap().name(), default);
+        }
+        assert_eq!(
+            "fast-phrase".parse::<EvalMethod>().unwrap().name(),
+            "fast-phrase"
+        );
         let baseline = "random-phrase".parse::<EvalMethod>().unwrap_err();
         assert!(baseline.to_string().contains("takes no unit"), "{baseline}");
         let unknown = "longllmlingua-clause".parse::<EvalMethod>().unwrap_err();

@@ -90,6 +90,9 @@ mod tests {
         assert_eq!(request.method, Method::SelectiveContext);
         assert_eq!(request.unit, Unit::Phrase);
         assert_eq!(request.budget, Budget::Rate(0.5));
+        // LLMLingua keeps or drops phrases unless the request names a unit.
+        let request = self::request(r#"{"method": "llmlingua"}"#).unwrap();
+        assert_eq!(request.unit, Unit::Phrase);
     }
 
     #[test]

@@ -124,7 +124,8 @@ pub struct Args {
     question: String,
 
     /// What is kept or dropped as a whole: token, word, phrase, sentence [default: phrase for
-    /// selective-context, word for the others].
+    /// selective-context, llmlingua and longllmlingua (`word` is closest to the reference's
+    /// tokens), word for the others].
     #[arg(long, alias = "reduce-level", value_name = "UNIT")]
     unit: Option<String>,
 

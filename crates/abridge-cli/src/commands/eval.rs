@@ -35,7 +35,8 @@ pub struct Args {
     /// relevance), fast-question-embedding (MiniLM relevance), tuned by parameters after a colon:
     /// `:w=W` question weight, `:ctx=R` share of contexts the context filter keeps. An
     /// abridge method takes another unit as a suffix: -token, -word, -phrase or -sentence (e.g.
-    /// longllmlingua-phrase, longllmlingua-bm25-phrase; defaults: word, Selective Context phrase).
+    /// longllmlingua-word, the reference's granularity; defaults: phrase for selective-context,
+    /// llmlingua and longllmlingua, word for the others).
     /// KV-cache eviction baselines (need --generate): kv-streaming (StreamingLLM), kv-h2o (H2O),
     /// kv-snapkv (SnapKV): the answering LM reads the original prompt into a cache that keeps, at
     /// rate R, the chat template's and R × the prompt's positions (equal memory).

@@ -242,7 +242,7 @@ impl LlmlinguaCall {
 mod tests {
     use super::*;
     use crate::testing::WordCounter;
-    use crate::{Budget, Method, RankMethod};
+    use crate::{Budget, Method, RankMethod, Unit};
 
     fn call(changes: serde_json::Value) -> LlmlinguaCall {
         let mut json = serde_json::json!({
@@ -273,6 +273,12 @@ mod tests {
             .unwrap();
         assert_eq!(plain.plan.method, MethodName::Llmlingua);
         assert_eq!(plain.plan.request.budget, Budget::Rate(0.5));
+        // `unit` is abridge's own option: the drop-in gets abridge's default, the phrase.
+        assert_eq!(plain.plan.request.unit, Unit::Phrase);
+        let word = call(serde_json::json!({"unit": "word"}))
+            .to_plan(&WordCounter, false)
+            .unwrap();
+        assert_eq!(word.plan.request.unit, Unit::Word);
         let long =
             call(serde_json::json!({"rank_method": "longllmlingua", "condition_compare": true}))
                 .to_plan(&WordCounter, false)

@@ -647,6 +647,8 @@ mod tests {
         assert_eq!(options.reorder_context, Reorder::TwoStage);
         assert_eq!(options.keep_sentences.keep_first_sentence, 1);
         assert!(!options.use_token_level_filter);
+        // LongLLMLingua and LLMLingua keep or drop phrases unless a unit is named.
+        assert_eq!(long.request.unit, Unit::Phrase);
         assert_eq!(long.needs.embedder, EmbedderUse::Required);
         assert!(long.needs.scorer && long.needs.classifier.is_none());
 

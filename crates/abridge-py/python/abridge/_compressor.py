@@ -135,10 +135,11 @@ def _format_result(
     if out["method"] == "llmlingua2":
         result["compressed_prompt_list"] = out["compressed_prompt_list"]
     if return_word_label:
+        # llmlingua labels words; a phrase (the default unit) labels each of its words alike.
         result["fn_labeled_original_prompt"] = word_sep.join(
-            f"{span['text'].strip()}{label_sep}{1 if span['kept'] else 0}"
+            f"{word}{label_sep}{1 if span['kept'] else 0}"
             for span in out["label_map"]
-            if span["text"].strip()
+            for word in span["text"].split()
         )
     return result
 
@@ -512,7 +513,8 @@ class PromptCompressor:
         Using these options without use_llmlingua2 raises ``ValueError``.
 
         abridge only (keyword): ``unit`` (what is kept or dropped whole: ``"token"``, ``"word"``
-        (default), ``"phrase"``, ``"sentence"``), ``markup`` (interpret ``<abridge keep>…</abridge>``
+        (closest to llmlingua's tokens), ``"phrase"`` (the default for llmlingua and
+        longllmlingua; LLMLingua-2 mode keeps words), ``"sentence"``), ``markup`` (interpret ``<abridge keep>…</abridge>``
         and ``<abridge rate=0.3>…</abridge>``; default True), ``protect_patterns`` (regular
         expressions whose matches are kept), ``protect_code`` (keep code blocks and spans).
 
