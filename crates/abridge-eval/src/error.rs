@@ -5,11 +5,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A dataset file is absent: it has to be fetched.
-    #[error("dataset `{name}` is not installed in {}: run `{command}` (or pass --fetch)", dir.display())]
+    #[error("dataset `{name}` is not installed in {}: {hint}", dir.display())]
     Missing {
         name: String,
         dir: PathBuf,
-        command: String,
+        hint: String,
     },
     /// A dataset file does not have its recorded checksum, even after refetching.
     #[error("dataset `{name}` at {} has sha256 {actual}, expected {expected}: run `{command}`", path.display())]

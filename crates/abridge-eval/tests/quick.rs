@@ -1,7 +1,7 @@
-//! The CI-sized evaluation (`abridge eval --quick`) on the real default model and real data:
-//! 8 NaturalQuestions dev cases, every baseline and method at rate 1/2, with floors set from what
-//! was measured (docs/QUALITY.md). Needs the model (scripts/fetch-models.sh) and the NQ dataset
-//! (scripts/fetch-datasets.py nq).
+//! The CI-sized evaluation (`abridge eval --quick`) on the real default models and real data:
+//! 8 SQuAD dev cases, every baseline and method at rate 1/2, with floors set from what was
+//! measured (docs/QUALITY.md). Needs the models (scripts/fetch-models.sh) and the SQuAD dataset
+//! (scripts/fetch-datasets.py squad).
 
 use std::sync::OnceLock;
 
@@ -42,20 +42,32 @@ fn smollm2() -> &'static LanguageModel {
     })
 }
 
-/// Runs `plan` with SmolLM2 as the scorer, no evaluator, and `classifier` for `fast`.
-fn run(
-    plan: &Plan,
-    cases: &[Case],
-    counter: &TiktokenCounter,
-    classifier: Option<&dyn TokenClassifier>,
-) -> Report {
+fn minilm() -> &'static SentenceEncoder {
+    static MODEL: OnceLock<SentenceEncoder> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        SentenceEncoder::load_default()
+            .unwrap_or_else(|e| panic!("{e}\n(run scripts/fetch-models.sh)"))
+    })
+}
+
+fn classifier() -> &'static FastClassifier {
+    static MODEL: OnceLock<FastClassifier> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        FastClassifier::load_default()
+            .unwrap_or_else(|e| panic!("{e}\n(run scripts/fetch-models.sh)"))
+    })
+}
+
+/// Runs `plan` with SmolLM2 as the scorer, no evaluator, and the default classifier and MiniLM
+/// for `auto` and `fast`.
+fn run(plan: &Plan, cases: &[Case], counter: &TiktokenCounter) -> Report {
     let models = Models {
         scorer: smollm2(),
         scorer_name: "smollm2",
         evaluator: None,
         evaluator_name: None,
-        embedder: None,
-        classifier,
+        embedder: Some(minilm()),
+        classifier: Some(classifier() as &dyn TokenClassifier),
         answerer: None,
         generator: None,
     };
@@ -69,7 +81,7 @@ fn quick_evaluation_meets_its_floors() {
     let plan = Plan::quick();
     let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
     let cases = quick_cases(&plan, &counter);
-    let report = run(&plan, &cases, &counter, None);
+    let report = run(&plan, &cases, &counter);
 
     // Every case's answer is in its uncompressed context.
     assert_eq!(kept(&report, "none"), 1.0);
@@ -91,13 +103,20 @@ fn quick_evaluation_meets_its_floors() {
             row.method
         );
     }
-    // Measured at rate 1/2: selective-context and llmlingua 7/8, random word drop 1/8. The floors
-    // leave room for two cases to flip.
+    // Measured at rate 1/2: auto 8/8; the question-blind selective-context 3/8 and llmlingua 4/8
+    // (SQuAD's answers are often plain words such as "major" that carry little surprisal); random
+    // word drop 1/8. The floors leave room for one case to flip.
+    let auto = kept(&report, "auto");
+    assert!(auto >= 0.875, "auto kept the answer in {auto}");
+    assert!(
+        auto >= kept(&report, "random") + 0.5,
+        "auto: {auto} vs random"
+    );
     for method in ["selective-context", "llmlingua"] {
         let ours = kept(&report, method);
-        assert!(ours >= 0.625, "{method} kept the answer in {ours}");
+        assert!(ours >= 0.25, "{method} kept the answer in {ours}");
         assert!(
-            ours >= kept(&report, "random") + 0.25,
+            ours >= kept(&report, "random"),
             "{method}: {ours} vs random"
         );
     }
@@ -107,8 +126,6 @@ fn quick_evaluation_meets_its_floors() {
 fn question_aware_rankers_find_the_gold_passage() {
     let plan = Plan::quick();
     let cases = quick_cases(&plan, &TiktokenCounter::new(TargetTokenizer::Cl100kBase));
-    let embedder = SentenceEncoder::load_default()
-        .unwrap_or_else(|e| panic!("{e}\n(run scripts/fetch-models.sh)"));
     let rankers = [
         RankMethod::Longllmlingua,
         RankMethod::Bm25,
@@ -116,10 +133,10 @@ fn question_aware_rankers_find_the_gold_passage() {
         RankMethod::Llmlingua,
     ];
     let rows =
-        evaluate_rankers(&cases, &rankers, smollm2(), Some(&embedder), 0, &mut || {}).unwrap();
+        evaluate_rankers(&cases, &rankers, smollm2(), Some(minilm()), 0, &mut || {}).unwrap();
     eprintln!("{}", abridge_eval::ranking::markdown(&rows));
-    // Measured on these 8 dev cases of 5 passages: longllmlingua and bm25 7/8, embedding 8/8;
-    // the question-blind llmlingua ranking 2/8, about chance (1/5).
+    // Measured on these 8 dev cases of 5 passages: longllmlingua, bm25 and embedding 8/8; the
+    // question-blind llmlingua ranking 2/8, about chance (1/5).
     for row in &rows[..3] {
         assert_eq!(row.n, 8);
         assert!(
@@ -143,13 +160,11 @@ fn abridge_fast_keeps_answers_like_its_teacher() {
     };
     let counter = TiktokenCounter::new(TargetTokenizer::Cl100kBase);
     let cases = quick_cases(&plan, &counter);
-    let fast = FastClassifier::load_default()
-        .unwrap_or_else(|e| panic!("{e}\n(run scripts/fetch-models.sh)"));
-    let report = run(&plan, &cases, &counter, Some(&fast));
-    // Measured at rate 1/2: fast 6/8 (its teacher, Selective Context, 7/8), random 1/8; needs
-    // MiniLM besides SmolLM2, and takes about a second.
+    let report = run(&plan, &cases, &counter);
+    // Measured at rate 1/2: fast 4/8 (its teacher, Selective Context, 3/8), random 1/8; takes
+    // about a second.
     let ours = kept(&report, "fast");
-    assert!(ours >= 0.625, "fast kept the answer in {ours}");
-    assert!(ours >= kept(&report, "random") + 0.25, "{ours} vs random");
+    assert!(ours >= 0.375, "fast kept the answer in {ours}");
+    assert!(ours >= kept(&report, "random") + 0.125, "{ours} vs random");
     assert!(row(&report, "fast").max_over_budget <= 0.03);
 }
