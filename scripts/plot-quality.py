@@ -2,6 +2,12 @@
 """Plots a metric against the compression rate from `abridge eval --json` reports, as SVG.
 
     scripts/plot-quality.py REPORT.json [REPORT.json ...] -o plot.svg [--metric answer_kept]
+    scripts/plot-quality.py RESULTS.jsonl -o plot.svg --metric generated_match --table
+
+A `.jsonl` input is `abridge eval --jsonl`'s stream of case results (a run that was stopped leaves
+one): its cases that have every method and rate of the file are summarised here, each mean with a
+95% percentile-bootstrap interval over cases (1,000 resamples, as `abridge eval`). `--table` also
+prints the rows as a Markdown table.
 
 One line per method (baselines dashed), each point the mean over cases with its 95% bootstrap
 interval as a bar; rates on the x axis as kept/original (1/2, 1/3, ...). Plain SVG written by
@@ -11,7 +17,9 @@ the same suite and split).
 
 import argparse
 import json
+import random
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 WIDTH, HEIGHT = 720, 400
@@ -21,12 +29,40 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 BASELINES = {"none", "head", "tail", "random"}
 
 
+def rows_of_results(path, resamples=1000):
+    """Report-like rows (method, rate, n, metrics with mean/low/high) of a `--jsonl` file, over the
+    cases complete in it."""
+    results = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    keys = {(r["method"], r["rate"]) for r in results}
+    by_case = defaultdict(dict)
+    for r in results:
+        by_case[r["id"]][(r["method"], r["rate"])] = r
+    complete = sorted(case for case, done in by_case.items() if set(done) == keys)
+    rng = random.Random(0)
+    draws = [[rng.randrange(len(complete)) for _ in complete] for _ in range(resamples)]
+    rows = []
+    for method, rate in sorted(keys, key=lambda k: (k[0], -k[1])):
+        cases = [by_case[c][(method, rate)] for c in complete]
+        metrics = {}
+        for name in sorted({m for case in cases for m in case["metrics"]}):
+            values = [case["metrics"].get(name, float("nan")) for case in cases]
+            means = sorted(sum(values[i] for i in draw) / len(draw) for draw in draws)
+            metrics[name] = {"mean": sum(values) / len(values),
+                             "low": means[int(0.025 * resamples)],
+                             "high": means[int(0.975 * resamples) - 1]}
+        rows.append({"method": method, "rate": rate, "n": len(cases), "group": None, "metrics": metrics})
+    return rows
+
+
 def load_rows(paths, metric):
     """{method: [(rate, mean, low, high)]} over the overall (ungrouped) rows of the reports."""
     series = {}
     for path in paths:
-        report = json.loads(Path(path).read_text())
-        for row in report["rows"]:
+        if path.endswith(".jsonl"):
+            rows = rows_of_results(path)
+        else:
+            rows = json.loads(Path(path).read_text())["rows"]
+        for row in rows:
             fixed_rate = row["method"] in ("none", "closed-book")
             if row.get("group") or metric not in row["metrics"] or fixed_rate:
                 continue
@@ -94,7 +130,20 @@ def main():
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--metric", default="answer_kept")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--table", action="store_true", help="print the .jsonl inputs' rows as Markdown")
     args = parser.parse_args()
+    if args.table:
+        for path in (p for p in args.reports if p.endswith(".jsonl")):
+            rows = rows_of_results(path)
+            names = [m for m in ("generated_match", "generated_exact", "answer_kept", "achieved_rate")
+                     if any(m in row["metrics"] for row in rows)]
+            print(f"{path}\n\n| method | rate | n | {' | '.join(n.replace('_', ' ') for n in names)} |")
+            print("|---|---|---|" + "---|" * len(names))
+            for row in rows:
+                cells = [f"{m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if m else ""
+                         for m in (row["metrics"].get(n) for n in names)]
+                print(f"| {row['method']} | {fraction(row['rate']) if 0 < row['rate'] < 1 else format(row['rate'], 'g')} | {row['n']} | {' | '.join(cells)} |")
+            print()
     series = load_rows(args.reports, args.metric)
     title = args.title or f"{args.metric.replace('_', ' ')} vs rate"
     Path(args.output).write_text(svg(series, args.metric, title))

@@ -44,7 +44,15 @@ pub enum EvalMethod {
     /// keeps the memory of a prompt compressed to the rate (`crate::generation::kv_budget`):
     /// attention optimisation instead of compression. Measured by generated answers only.
     KvPolicy(PolicyKind),
+    /// `auto+kv-<policy>`, compress then evict, at the same memory: `auto` keeps
+    /// [`COMPRESS_THEN_EVICT_SHARE`] × the rate of the prompt's tokens, and the policy keeps the
+    /// compressed prompt's cache positions down to the rate of the original's.
+    CompressThenEvict(PolicyKind),
 }
+
+/// How much of a `auto+kv-<policy>` row's rate the text keeps after compression: twice the final
+/// memory, so compression and eviction each halve what the other leaves.
+pub const COMPRESS_THEN_EVICT_SHARE: f64 = 2.0;
 
 impl EvalMethod {
     pub const NAMES: &'static str =
@@ -103,6 +111,7 @@ impl EvalMethod {
             Self::Baseline(Baseline::Tail) => return "tail".into(),
             Self::Baseline(Baseline::Random) => return "random".into(),
             Self::KvPolicy(policy) => return format!("kv-{}", policy.name()),
+            Self::CompressThenEvict(policy) => return format!("auto+kv-{}", policy.name()),
             Self::Abridge { method, unit, .. } => (method, *unit),
         };
         let name = match method {
@@ -152,7 +161,10 @@ impl EvalMethod {
 
     /// Reads the sentence embedder (`longllmlingua-embedding`, and `auto`'s question relevance).
     pub fn needs_embedder(&self) -> bool {
-        matches!(self, Self::Abridge { embedder: true, .. })
+        matches!(
+            self,
+            Self::Abridge { embedder: true, .. } | Self::CompressThenEvict(_)
+        )
     }
 
     /// Reads the token classifier (`auto`, `rewrite`, `fast`, `fast-question`).
@@ -162,7 +174,7 @@ impl EvalMethod {
             Self::Abridge {
                 method: Method::Llmlingua2(_) | Method::Auto(_) | Method::Rewrite(_),
                 ..
-            }
+            } | Self::CompressThenEvict(_)
         )
     }
 
@@ -203,11 +215,15 @@ impl EvalMethod {
                 }
             }
             other => {
-                if let Some(policy) = other
-                    .strip_prefix("kv-")
-                    .and_then(|policy| policy.parse::<PolicyKind>().ok())
-                {
+                let policy = |name: &str| {
+                    name.strip_prefix("kv-")
+                        .and_then(|policy| policy.parse::<PolicyKind>().ok())
+                };
+                if let Some(policy) = policy(other) {
                     return Ok(Self::KvPolicy(policy));
+                }
+                if let Some(policy) = other.strip_prefix("auto+").and_then(policy) {
+                    return Ok(Self::CompressThenEvict(policy));
                 }
                 match other
                     .strip_prefix("longllmlingua-")
@@ -222,7 +238,8 @@ impl EvalMethod {
                     None => {
                         return Err(Error::InvalidOption(format!(
                             "unknown method `{other}`: choose from {}, {}, {}, {} (the last two \
-                             take :w=W and :ctx=R), or the KV-cache baselines {}; an abridge \
+                             take :w=W and :ctx=R), or the KV-cache baselines {} (compress first: \
+                             auto+kv-<policy>); an abridge \
                              method takes a unit suffix too (-token, -word, -phrase, -sentence), \
                              e.g. longllmlingua-word",
                             Self::NAMES,
@@ -563,10 +580,12 @@ pub fn evaluate(
         generator,
         ..
     } = models;
-    if let Some(kv) = methods
-        .iter()
-        .find(|m| matches!(m, EvalMethod::KvPolicy(_)))
-    {
+    if let Some(kv) = methods.iter().find(|m| {
+        matches!(
+            m,
+            EvalMethod::KvPolicy(_) | EvalMethod::CompressThenEvict(_)
+        )
+    }) {
         let kv = kv.name();
         if answerer.is_none() {
             return Err(Error::InvalidOption(format!(
@@ -625,40 +644,57 @@ pub fn evaluate(
                         }
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
-                    EvalMethod::Abridge {
-                        method: m,
-                        unit,
-                        embedder: reads_embedder,
-                    } => run_abridge(
-                        case,
-                        m,
-                        *unit,
-                        rate,
-                        &Readers {
-                            scorer: &scorer,
-                            embedder: embedder.filter(|_| *reads_embedder),
-                            classifier,
-                            generator,
-                        },
-                        counter,
-                    )
-                    .map_err(|source| Error::Compress {
-                        case: case.id.clone(),
-                        method: method.name(),
-                        rate,
-                        source,
-                    })?,
+                    EvalMethod::Abridge { .. } | EvalMethod::CompressThenEvict(_) => {
+                        let (m, unit, reads_embedder, rate) = match method {
+                            EvalMethod::Abridge {
+                                method,
+                                unit,
+                                embedder,
+                            } => (method.clone(), *unit, *embedder, rate),
+                            _ => {
+                                let auto = Method::Auto(AutoConfig::default());
+                                let rate = (rate * COMPRESS_THEN_EVICT_SHARE).min(1.0);
+                                (auto.clone(), auto.default_unit(), true, rate)
+                            }
+                        };
+                        run_abridge(
+                            case,
+                            &m,
+                            unit,
+                            rate,
+                            &Readers {
+                                scorer: &scorer,
+                                embedder: embedder.filter(|_| reads_embedder),
+                                classifier,
+                                generator,
+                            },
+                            counter,
+                        )
+                        .map_err(|source| Error::Compress {
+                            case: case.id.clone(),
+                            method: method.name(),
+                            rate,
+                            source,
+                        })?
+                    }
                 };
                 let seconds = started.elapsed().as_secs_f64();
+                // The policy, and the rate of the (compressed) prompt's positions it keeps.
                 let kv_policy = match method {
-                    EvalMethod::KvPolicy(policy) => Some(*policy),
+                    EvalMethod::KvPolicy(policy) => Some((*policy, rate)),
+                    EvalMethod::CompressThenEvict(policy) => Some((
+                        *policy,
+                        (rate * output.origin_tokens as f64 / output.compressed_tokens as f64)
+                            .min(1.0),
+                    )),
                     _ => None,
                 };
                 // The text metrics and the teacher-forced likelihood read the prompt's text, which
-                // a KV policy leaves whole: its rows have the generated answers only.
-                let mut metrics = match kv_policy {
-                    Some(_) => BTreeMap::new(),
-                    None => measure(case, &output),
+                // a KV policy leaves whole: its rows have the generated answers only (and a
+                // compressed prompt's text metrics before eviction).
+                let mut metrics = match method {
+                    EvalMethod::KvPolicy(_) => BTreeMap::new(),
+                    _ => measure(case, &output),
                 };
                 if let (Some(likelihoods), None) = (&likelihoods, kv_policy) {
                     likelihoods.measure(case, &output.prompt, &mut metrics)?;
@@ -671,17 +707,22 @@ pub fn evaluate(
                         };
                         let generated = match kv_policy {
                             None => answerer.answer(&output.prompt).map_err(evaluator_error)?,
-                            Some(policy) => {
+                            Some((policy, kv_rate)) => {
                                 let read = answerer
-                                    .answer_with_kv_policy(&output.prompt, policy, rate)
+                                    .answer_with_kv_policy(&output.prompt, policy, kv_rate)
                                     .map_err(evaluator_error)?;
-                                // Counted in the answering LM's cache positions.
+                                // A compressed prompt's share of the original, in target tokens.
+                                let compressed =
+                                    output.compressed_tokens as f64 / output.origin_tokens as f64;
+                                // Counted in the answering LM's cache positions (of the
+                                // compressed prompt, for compress-then-evict).
                                 output.origin_tokens = read.prompt_positions;
                                 output.compressed_tokens = read.kept_positions;
                                 output.target_tokens = read.kept_positions;
                                 metrics.insert(
                                     "achieved_rate".into(),
-                                    read.kept_positions as f64 / read.prompt_positions as f64,
+                                    compressed * read.kept_positions as f64
+                                        / read.prompt_positions as f64,
                                 );
                                 read.answer
                             }
@@ -954,6 +995,62 @@ mod tests {
         models.answerer = None;
         let error = run(models, &[case]).unwrap_err().to_string();
         assert!(error.contains("--generate"), "{error}");
+    }
+
+    #[test]
+    fn compress_then_evict_compresses_to_twice_the_rate_then_evicts_to_the_rate() {
+        use abridge_core::testing::{FakeClassifier, FakeScorer, WordCounter};
+        let method: EvalMethod = "auto+kv-h2o".parse().unwrap();
+        assert_eq!(
+            method,
+            EvalMethod::CompressThenEvict(PolicyKind::HeavyHitters)
+        );
+        assert_eq!(method.name(), "auto+kv-h2o");
+        assert!(method.needs_classifier() && method.needs_embedder());
+        assert!("auto+kv-magic".parse::<EvalMethod>().is_err());
+
+        let case = Case {
+            contexts: vec!["the old capital city of France is still Paris".into()],
+            ..capital_case()
+        };
+        let scorer = FakeScorer::new();
+        let classifier = FakeClassifier::new()
+            .with("the", 0.1)
+            .with("is", 0.1)
+            .with("of", 0.1)
+            .with("old", 0.2)
+            .with("still", 0.2)
+            .with("Paris", 0.9);
+        let models = Models {
+            classifier: Some(&classifier),
+            ..answered_by_last_word(&scorer)
+        };
+        let results = evaluate(
+            std::slice::from_ref(&case),
+            &[method],
+            &[0.3],
+            0,
+            models,
+            &WordCounter,
+            &mut |_| {},
+        )
+        .unwrap();
+        let [result] = results.as_slice() else {
+            panic!("{results:?}")
+        };
+        // The prompt is `auto`'s at 0.6 of the original's 12 words (7 words), which the answering
+        // LM then reads under the policy down to 0.3 × 12 ≈ 4 of its 7 positions: the fake
+        // answers with the first word its cache kept.
+        assert_ne!(result.prompt, assemble(&case).0);
+        assert_eq!(
+            result.prompt,
+            "Answer.\n\ncapital city France Paris\n\nQuestion: capital?"
+        );
+        assert_eq!(result.metrics["answer_kept"], 1.0);
+        assert_eq!((result.origin_tokens, result.compressed_tokens), (7, 4));
+        assert_eq!(result.generated.as_deref(), Some("France"));
+        let achieved = result.metrics["achieved_rate"];
+        assert!((achieved - 1.0 / 3.0).abs() < 1e-9, "{achieved}");
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub struct Args {
     /// llmlingua and longllmlingua, word for the others).
     /// KV-cache eviction baselines (need --generate): kv-streaming (StreamingLLM), kv-h2o (H2O),
     /// kv-snapkv (SnapKV): the answering LM reads the original prompt into a cache that keeps, at
-    /// rate R, the chat template's and R × the prompt's positions (equal memory).
+    /// rate R, the chat template's and R × the prompt's positions (equal memory); and
+    /// compress-then-evict, auto+kv-<policy>: auto compresses to 2R, then the policy keeps R of
+    /// the original's positions (the same memory).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
     methods: Vec<EvalMethod>,
 
