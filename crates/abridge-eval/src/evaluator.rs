@@ -6,15 +6,54 @@
 //! context) is LL(answer | prompt) − LL(answer | closed book), in nats; a row's
 //! G = Σ gain(compressed) / Σ gain(original) over its cases (1: the compressed prompt helps the
 //! evaluator as much as the original; 0: no more than no context at all).
+//!
+//! The KV-cache baselines keep the prompt's text and evict the evaluator's cache while it reads
+//! the prompt ([`Evaluator::answer_log_likelihood_with_kv_policy`]), at the same memory as a
+//! prompt compressed to the rate.
 
 use abridge_core::{BoxError, TokenScorer};
+use abridge_models::generate::surprisal_with_policy;
+use abridge_models::kv_policy::{KvPolicy, PolicyKind};
+use abridge_models::LanguageModel;
 
-/// `−Σ` surprisal (nats) of ` answer`'s tokens after `prompt` (which may be empty).
-pub fn answer_log_likelihood(
+use crate::generation::kv_budget;
+
+/// An evaluator LM: it scores text, and can read a prompt under a KV-cache policy.
+pub trait Evaluator: TokenScorer {
+    /// [`answer_log_likelihood`] with `prompt` read under `policy`, whose cache keeps the
+    /// document-start position and `rate` × the prompt's tokens.
+    fn answer_log_likelihood_with_kv_policy(
+        &self,
+        prompt: &str,
+        answer: &str,
+        policy: PolicyKind,
+        rate: f64,
+    ) -> Result<f64, BoxError>;
+}
+
+impl Evaluator for LanguageModel {
+    fn answer_log_likelihood_with_kv_policy(
+        &self,
+        prompt: &str,
+        answer: &str,
+        policy: PolicyKind,
+        rate: f64,
+    ) -> Result<f64, BoxError> {
+        let (prompt_ids, answer_ids) = ids_of(self, prompt, answer)?;
+        let mut ids = vec![self.tokenizer.document_start()];
+        ids.extend(prompt_ids);
+        let policy = KvPolicy::new(policy, kv_budget(ids.len(), ids.len() - 1, rate));
+        let surprisal = surprisal_with_policy(self, &ids, &answer_ids, &policy)?;
+        Ok(-surprisal.iter().map(|&s| f64::from(s)).sum::<f64>())
+    }
+}
+
+/// The evaluator's tokens of `prompt` and of ` answer`, checked to fit its context together.
+fn ids_of(
     evaluator: &dyn TokenScorer,
     prompt: &str,
     answer: &str,
-) -> Result<f64, BoxError> {
+) -> Result<(Vec<u32>, Vec<u32>), BoxError> {
     let ids = |text: &str| -> Result<Vec<u32>, BoxError> {
         Ok(evaluator
             .tokenize(text)?
@@ -35,6 +74,16 @@ pub fn answer_log_likelihood(
         )
         .into());
     }
+    Ok((prompt_ids, answer_ids))
+}
+
+/// `−Σ` surprisal (nats) of ` answer`'s tokens after `prompt` (which may be empty).
+pub fn answer_log_likelihood(
+    evaluator: &dyn TokenScorer,
+    prompt: &str,
+    answer: &str,
+) -> Result<f64, BoxError> {
+    let (prompt_ids, answer_ids) = ids_of(evaluator, prompt, answer)?;
     let mut session = evaluator.session()?;
     if !prompt_ids.is_empty() {
         session.extend(&prompt_ids)?;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::baselines::{assemble, context_text, Baseline, Output};
 use crate::cache::CachingScorer;
 use crate::error::{Error, Result};
-use crate::evaluator::answer_log_likelihood;
+use crate::evaluator::{answer_log_likelihood, Evaluator};
 use crate::generation::{self, Answerer};
 use crate::metrics::{contains_answer, number_retention, rouge1_recall, rouge_l_recall};
 use crate::rng::Rng;
@@ -42,7 +42,8 @@ pub enum EvalMethod {
     },
     /// The original prompt, which the answering LM reads into a KV cache under a policy that
     /// keeps the memory of a prompt compressed to the rate (`crate::generation::kv_budget`):
-    /// attention optimisation instead of compression. Measured by generated answers only.
+    /// attention optimisation instead of compression. Measured by generated answers and, with an
+    /// evaluator, by the likelihood gain of the original prompt read under the same policy.
     KvPolicy(PolicyKind),
     /// `auto+kv-<policy>`, compress then evict, at the same memory: `auto` keeps
     /// [`COMPRESS_THEN_EVICT_SHARE`] × the rate of the prompt's tokens, and the policy keeps the
@@ -401,7 +402,7 @@ pub fn measure(case: &Case, output: &Output) -> BTreeMap<String, f64> {
 pub struct Models<'m> {
     pub scorer: &'m dyn TokenScorer,
     pub scorer_name: &'m str,
-    pub evaluator: Option<&'m dyn TokenScorer>,
+    pub evaluator: Option<&'m dyn Evaluator>,
     pub evaluator_name: Option<&'m str>,
     pub embedder: Option<&'m dyn Embedder>,
     pub classifier: Option<&'m dyn TokenClassifier>,
@@ -508,6 +509,8 @@ fn closed_book(case: &Case) -> Case {
 /// The evaluator's answer likelihoods of one case (see [`crate::evaluator`]).
 struct Likelihoods<'e> {
     evaluator: CachingScorer<'e>,
+    /// The same evaluator uncached, for prompts read under a KV policy.
+    kv_evaluator: &'e dyn Evaluator,
     answer: String,
     closed_book: f64,
     original: f64,
@@ -515,11 +518,11 @@ struct Likelihoods<'e> {
 
 impl<'e> Likelihoods<'e> {
     /// For cases with gold answers; none for other references.
-    fn of(case: &Case, evaluator: &'e dyn TokenScorer) -> Result<Option<Self>> {
+    fn of(case: &Case, kv_evaluator: &'e dyn Evaluator) -> Result<Option<Self>> {
         let Reference::Answers(answers) = &case.reference else {
             return Ok(None);
         };
-        let evaluator = CachingScorer::new(evaluator);
+        let evaluator = CachingScorer::new(kv_evaluator);
         let (closed_prompt, _) = assemble(&closed_book(case));
         let (prompt, _) = assemble(case);
         let ll = |prompt: &str| {
@@ -534,21 +537,31 @@ impl<'e> Likelihoods<'e> {
             closed_book,
             original,
             evaluator,
+            kv_evaluator,
         }))
     }
 
-    /// `ll_gain_nats` of `prompt` and `ll_gain_nats_original`, both over the closed book.
+    /// `ll_gain_nats` of `prompt` (read under `kv`'s policy at its rate, if given) and
+    /// `ll_gain_nats_original`, both over the closed book.
     fn measure(
         &self,
         case: &Case,
         prompt: &str,
+        kv: Option<(PolicyKind, f64)>,
         metrics: &mut BTreeMap<String, f64>,
     ) -> Result<()> {
-        let ll = answer_log_likelihood(&self.evaluator, prompt, &self.answer).map_err(|e| {
-            Error::Evaluator {
-                case: case.id.clone(),
-                message: e.to_string(),
-            }
+        let ll = match kv {
+            None => answer_log_likelihood(&self.evaluator, prompt, &self.answer),
+            Some((policy, rate)) => self.kv_evaluator.answer_log_likelihood_with_kv_policy(
+                prompt,
+                &self.answer,
+                policy,
+                rate,
+            ),
+        }
+        .map_err(|e| Error::Evaluator {
+            case: case.id.clone(),
+            message: e.to_string(),
         })?;
         metrics.insert("ll_gain_nats".into(), ll - self.closed_book);
         metrics.insert(
@@ -689,15 +702,15 @@ pub fn evaluate(
                     )),
                     _ => None,
                 };
-                // The text metrics and the teacher-forced likelihood read the prompt's text, which
-                // a KV policy leaves whole: its rows have the generated answers only (and a
-                // compressed prompt's text metrics before eviction).
+                // The text metrics read the prompt's text, which a KV policy leaves whole: its rows
+                // have the likelihood and generated answers only (and a compressed prompt's text
+                // metrics before eviction).
                 let mut metrics = match method {
                     EvalMethod::KvPolicy(_) => BTreeMap::new(),
                     _ => measure(case, &output),
                 };
-                if let (Some(likelihoods), None) = (&likelihoods, kv_policy) {
-                    likelihoods.measure(case, &output.prompt, &mut metrics)?;
+                if let Some(likelihoods) = &likelihoods {
+                    likelihoods.measure(case, &output.prompt, kv_policy, &mut metrics)?;
                 }
                 let generated = match (answerer, &case.reference) {
                     (Some(answerer), Reference::Answers(answers)) => {
@@ -995,6 +1008,59 @@ mod tests {
         models.answerer = None;
         let error = run(models, &[case]).unwrap_err().to_string();
         assert!(error.contains("--generate"), "{error}");
+    }
+
+    /// The fake scorer as an evaluator whose KV policy keeps the prompt's last words.
+    impl Evaluator for abridge_core::testing::FakeScorer {
+        fn answer_log_likelihood_with_kv_policy(
+            &self,
+            prompt: &str,
+            answer: &str,
+            _policy: PolicyKind,
+            rate: f64,
+        ) -> std::result::Result<f64, abridge_core::BoxError> {
+            let words: Vec<&str> = prompt.split_whitespace().collect();
+            let kept = crate::generation::kv_budget(words.len(), words.len(), rate);
+            answer_log_likelihood(self, &words[words.len() - kept..].join(" "), answer)
+        }
+    }
+
+    #[test]
+    fn kv_baselines_get_the_likelihood_gain_of_what_their_cache_keeps() {
+        use abridge_core::testing::{FakeScorer, WordCounter};
+        let case = capital_case();
+        let scorer = FakeScorer::new();
+        // "Paris" costs 5 nats, or 1 once read.
+        let evaluator = FakeScorer::new().with("Paris", 5.0).with_recall(1.0);
+        let models = Models {
+            evaluator: Some(&evaluator),
+            ..answered_by_last_word(&scorer)
+        };
+        let methods = ["none", "kv-streaming"].map(|m| m.parse().unwrap());
+        let results = evaluate(
+            std::slice::from_ref(&case),
+            &methods,
+            &[0.3, 0.1],
+            0,
+            models,
+            &WordCounter,
+            &mut |_| {},
+        )
+        .unwrap();
+        let gain = |method: &str, rate: f64| {
+            let result = results
+                .iter()
+                .find(|r| r.method == method && r.rate == rate)
+                .unwrap();
+            (
+                result.metrics["ll_gain_nats"],
+                result.metrics["ll_gain_nats_original"],
+            )
+        };
+        assert_eq!(gain("none", 1.0), (4.0, 4.0));
+        // At 0.3 of 9 words the cache keeps "Paris Question: capital?"; at 0.1, "capital?".
+        assert_eq!(gain("kv-streaming", 0.3), (4.0, 4.0));
+        assert_eq!(gain("kv-streaming", 0.1), (0.0, 4.0));
     }
 
     #[test]

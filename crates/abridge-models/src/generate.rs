@@ -104,6 +104,27 @@ pub fn generate_with_policy(
     greedy(lm, &mut read.cache, None, max_tokens, &mut |_| {})
 }
 
+/// Surprisal (nats) of each of `continuation`'s tokens after `prompt` is read under a KV-cache
+/// policy: the teacher-forced counterpart of [`generate_with_policy`]. `prompt` starts with the
+/// document-start token, as a scoring session's does.
+pub fn surprisal_with_policy(
+    lm: &LanguageModel,
+    prompt: &[u32],
+    continuation: &[u32],
+    policy: &KvPolicy,
+) -> Result<Vec<f32>> {
+    let mut read = kv_policy::read(&lm.model, prompt, policy)?;
+    // Every policy keeps the latest position, whose hidden state predicts the first token.
+    let from = read.cache.len() - 1;
+    lm.model.forward(&mut read.cache, continuation)?;
+    Ok(lm
+        .model
+        .next_token_log_probs(&read.cache, from, continuation)
+        .into_iter()
+        .map(|lp| -lp)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

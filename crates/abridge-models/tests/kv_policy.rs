@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use abridge_models::generate::{generate_with_policy, greedy};
+use abridge_models::generate::{generate_with_policy, greedy, surprisal_with_policy};
 use abridge_models::kv_policy::{self, KvPolicy, PolicyKind, Rule};
 use abridge_models::llama::KvCache;
 use abridge_models::{LanguageModel, LoadOptions};
@@ -84,6 +84,28 @@ fn a_budget_that_covers_the_prompt_is_the_full_cache() {
         let answer = generate_with_policy(&lm, &ids, 6, &policy).unwrap();
         let expected = greedy(&lm, &mut full, None, 6, &mut |_| {}).unwrap();
         assert_eq!(answer, expected, "{name}");
+        // And so is scoring a continuation teacher-forced.
+        let continuation = [17, 99, 3, 42];
+        assert_eq!(
+            surprisal_with_policy(&lm, &ids, &continuation, &policy).unwrap(),
+            lm.extend(&mut plain(&lm, &ids, step), &continuation)
+                .unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_smaller_budget_changes_what_a_continuation_costs() {
+    let lm = tiny_llama();
+    let ids = prompt();
+    let continuation = [17, 99, 3, 42];
+    let full = lm.extend(&mut plain(&lm, &ids, 8), &continuation).unwrap();
+    for kind in PolicyKind::ALL {
+        let evicted = surprisal_with_policy(&lm, &ids, &continuation, &policy(kind, 12)).unwrap();
+        assert_eq!(evicted.len(), continuation.len());
+        assert!(evicted.iter().all(|s| s.is_finite() && *s >= 0.0));
+        assert_ne!(evicted, full, "{}", kind.name());
     }
 }
 

@@ -100,7 +100,8 @@ pub struct Args {
 
     /// An evaluator LM (a llama/qwen2 GGUF different from the scorer, e.g. the Qwen2.5-Coder-0.5B
     /// that scripts/fetch-evaluator.py installs): adds the answer log-likelihood gain G on suites
-    /// with gold answers (nq, squad, niah). Slow: every compressed prompt is read once more.
+    /// with gold answers (squad, nq, niah). Slow: every compressed prompt is read once more (the
+    /// KV baselines' original prompt under their policy).
     #[arg(long, value_name = "PATH")]
     evaluator: Option<PathBuf>,
 
@@ -281,7 +282,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         scorer_name: &scorer_name,
         evaluator: evaluator
             .as_ref()
-            .map(|e| e as &dyn abridge_core::TokenScorer),
+            .map(|e| e as &dyn abridge_eval::evaluator::Evaluator),
         evaluator_name: evaluator_name.as_deref(),
         embedder: embedder.as_ref().map(|e| e as &dyn abridge_core::Embedder),
         classifier: classifier
