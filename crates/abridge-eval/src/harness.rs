@@ -600,10 +600,10 @@ pub fn evaluate(
         )
     }) {
         let kv = kv.name();
-        if answerer.is_none() {
+        if answerer.is_none() && evaluator.is_none() {
             return Err(Error::InvalidOption(format!(
-                "`{kv}` evicts the answering LM's KV cache while it reads the prompt: pass \
-                 --generate MODEL"
+                "`{kv}` evicts a model's KV cache while it reads the prompt: pass --generate \
+                 MODEL (generated answers) or --evaluator MODEL (likelihood gain)"
             )));
         }
         if cases
@@ -1007,7 +1007,10 @@ mod tests {
         assert!(error.contains("gold answers"), "{error}");
         models.answerer = None;
         let error = run(models, &[case]).unwrap_err().to_string();
-        assert!(error.contains("--generate"), "{error}");
+        assert!(
+            error.contains("--generate MODEL") && error.contains("--evaluator MODEL"),
+            "{error}"
+        );
     }
 
     /// The fake scorer as an evaluator whose KV policy keeps the prompt's last words.
