@@ -41,8 +41,8 @@ pub struct Args {
     /// longllmlingua-word, the reference's granularity; defaults: phrase for selective-context,
     /// llmlingua and longllmlingua, word for the others).
     /// KV-cache eviction baselines (need --generate or --evaluator): kv-streaming (StreamingLLM),
-    /// kv-h2o (H2O), kv-snapkv (SnapKV): the model reads the original prompt into a cache that keeps, at
-    /// rate R, the chat template's and R × the prompt's positions (equal memory); and
+    /// kv-h2o (H2O), kv-snapkv (SnapKV): the model reads the original prompt into a cache that
+    /// keeps, at rate R, the chat template's and R × the prompt's positions (equal memory); and
     /// compress-then-evict, auto+kv-<policy>: auto compresses to 2R, then the policy keeps R of
     /// the original's positions (the same memory).
     #[arg(long, value_delimiter = ',', value_parser = parse_method, conflicts_with = "quick")]
