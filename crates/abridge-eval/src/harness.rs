@@ -709,6 +709,12 @@ pub fn evaluate(
                     EvalMethod::KvPolicy(_) => BTreeMap::new(),
                     _ => measure(case, &output),
                 };
+                if let Some((_, kv_rate)) = kv_policy {
+                    // The share of the original the cache keeps by the budget's rule; an answer
+                    // below replaces it by the positions the answering LM actually kept.
+                    let text = output.compressed_tokens as f64 / output.origin_tokens as f64;
+                    metrics.insert("achieved_rate".into(), text * kv_rate);
+                }
                 if let Some(likelihoods) = &likelihoods {
                     likelihoods.measure(case, &output.prompt, kv_policy, &mut metrics)?;
                 }
@@ -1035,8 +1041,10 @@ mod tests {
         let scorer = FakeScorer::new();
         // "Paris" costs 5 nats, or 1 once read.
         let evaluator = FakeScorer::new().with("Paris", 5.0).with_recall(1.0);
+        // Without an answering LM: the evaluator alone measures the KV rows.
         let models = Models {
             evaluator: Some(&evaluator),
+            answerer: None,
             ..answered_by_last_word(&scorer)
         };
         let methods = ["none", "kv-streaming"].map(|m| m.parse().unwrap());
@@ -1050,6 +1058,9 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
+        assert!(results.iter().all(|r| r.generated.is_none()));
+        let kv = results.iter().find(|r| r.method == "kv-streaming").unwrap();
+        assert_eq!(kv.metrics["achieved_rate"], 0.3);
         let gain = |method: &str, rate: f64| {
             let result = results
                 .iter()
