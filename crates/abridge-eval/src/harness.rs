@@ -51,7 +51,7 @@ pub enum EvalMethod {
     CompressThenEvict(PolicyKind),
 }
 
-/// How much of a `auto+kv-<policy>` row's rate the text keeps after compression: twice the final
+/// How much of an `auto+kv-<policy>` row's rate the text keeps after compression: twice the final
 /// memory, so compression and eviction each halve what the other leaves.
 pub const COMPRESS_THEN_EVICT_SHARE: f64 = 2.0;
 
