@@ -69,15 +69,13 @@ class PyTorch:
     def __init__(self, threads, attention):
         import torch
         import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         torch.set_num_threads(threads)
         path = model_path()
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, torch_dtype=torch.float32,
-            attn_implementation=attention).eval()
+        self.model = load_gguf_model(path, attention)
         self.version = f"torch {torch.__version__}, transformers {transformers.__version__}, {attention}"
 
     def round(self, lengths):
@@ -114,6 +112,23 @@ class LlamaCpp:
             self.llm.eval(ids)
             results[length] = length / (time.perf_counter() - started)
         return results
+
+
+def load_gguf_model(path, attention):
+    """transformers' model of a GGUF file, f32, in eval mode. A tied-embedding model (SmolLM2) has
+    no output tensor in its GGUF and transformers 4.46's GGUF config does not say the embeddings
+    are tied, so it would leave `lm_head` randomly initialised (the timings are unaffected, the
+    log-probabilities and so llmlingua's choices are garbage): tie it here as the model was
+    trained."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model, info = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, torch_dtype=torch.float32,
+        attn_implementation=attention, output_loading_info=True)
+    if "lm_head.weight" in info["missing_keys"]:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model.eval()
 
 
 def rag_cases(count):
@@ -161,7 +176,7 @@ class Llmlingua:
         import torch
         import transformers
         from llmlingua import PromptCompressor
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         torch.set_num_threads(threads)
         point_tiktoken_at_cargo_copy()
@@ -173,9 +188,7 @@ class Llmlingua:
             tokenizer.pad_token_id = tokenizer.eos_token_id
             tokenizer.clean_up_tokenization_spaces = False
             compressor.tokenizer = tokenizer
-            compressor.model = AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, torch_dtype=torch.float32,
-                attn_implementation="sdpa").eval()
+            compressor.model = load_gguf_model(path, "sdpa")
             compressor.device = "cpu"
             compressor.context_idxs = []
             compressor.max_position_embeddings = compressor.model.config.max_position_embeddings
