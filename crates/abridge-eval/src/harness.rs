@@ -658,21 +658,22 @@ pub fn evaluate(
                     }
                     EvalMethod::Baseline(baseline) => baseline.compress(case, rate, seed, counter),
                     EvalMethod::Abridge { .. } | EvalMethod::CompressThenEvict(_) => {
+                        let auto;
                         let (m, unit, reads_embedder, rate) = match method {
                             EvalMethod::Abridge {
                                 method,
                                 unit,
                                 embedder,
-                            } => (method.clone(), *unit, *embedder, rate),
+                            } => (method, *unit, *embedder, rate),
                             _ => {
-                                let auto = Method::Auto(AutoConfig::default());
+                                auto = Method::Auto(AutoConfig::default());
                                 let rate = (rate * COMPRESS_THEN_EVICT_SHARE).min(1.0);
-                                (auto.clone(), auto.default_unit(), true, rate)
+                                (&auto, auto.default_unit(), true, rate)
                             }
                         };
                         run_abridge(
                             case,
-                            &m,
+                            m,
                             unit,
                             rate,
                             &Readers {
@@ -692,6 +693,8 @@ pub fn evaluate(
                     }
                 };
                 let seconds = started.elapsed().as_secs_f64();
+                // The prompt's share of the original, in target tokens (1 for a KV policy's).
+                let text_share = output.compressed_tokens as f64 / output.origin_tokens as f64;
                 // The policy, and the rate of the (compressed) prompt's positions it keeps.
                 let kv_policy = match method {
                     EvalMethod::KvPolicy(policy) => Some((*policy, rate)),
@@ -712,8 +715,7 @@ pub fn evaluate(
                 if let Some((_, kv_rate)) = kv_policy {
                     // The share of the original the cache keeps by the budget's rule; an answer
                     // below replaces it by the positions the answering LM actually kept.
-                    let text = output.compressed_tokens as f64 / output.origin_tokens as f64;
-                    metrics.insert("achieved_rate".into(), text * kv_rate);
+                    metrics.insert("achieved_rate".into(), text_share * kv_rate);
                 }
                 if let Some(likelihoods) = &likelihoods {
                     likelihoods.measure(case, &output.prompt, kv_policy, &mut metrics)?;
@@ -730,9 +732,6 @@ pub fn evaluate(
                                 let read = answerer
                                     .answer_with_kv_policy(&output.prompt, policy, kv_rate)
                                     .map_err(evaluator_error)?;
-                                // A compressed prompt's share of the original, in target tokens.
-                                let compressed =
-                                    output.compressed_tokens as f64 / output.origin_tokens as f64;
                                 // Counted in the answering LM's cache positions (of the
                                 // compressed prompt, for compress-then-evict).
                                 output.origin_tokens = read.prompt_positions;
@@ -740,7 +739,7 @@ pub fn evaluate(
                                 output.target_tokens = read.kept_positions;
                                 metrics.insert(
                                     "achieved_rate".into(),
-                                    compressed * read.kept_positions as f64
+                                    text_share * read.kept_positions as f64
                                         / read.prompt_positions as f64,
                                 );
                                 read.answer
