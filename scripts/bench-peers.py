@@ -48,11 +48,11 @@ def model_path():
     return Path(home) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def ours(binary, lengths, threads):
+def ours(binary, lengths, threads, weights):
     """One `abridge bench --json` round (its best of two passes per length): {length: tokens/s}."""
     out = subprocess.run(
         [str(binary), "bench", "--json", "--threads", str(threads), "--repeat", "2",
-         "--lengths", ",".join(map(str, lengths))],
+         "--weights", weights, "--lengths", ",".join(map(str, lengths))],
         cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return {r["tokens"]: r["tokens_per_second"] for r in map(json.loads, out.splitlines())}
 
@@ -304,6 +304,8 @@ def main():
     parser.add_argument("--end-to-end", action="store_true",
                         help="time whole compressions against llmlingua instead of scoring")
     parser.add_argument("--cases", type=int, default=20, help="with --end-to-end")
+    parser.add_argument("--weights", default="f32,int8",
+                        help="abridge's weight formats to time (`abridge bench --weights`), comma-separated")
     args = parser.parse_args()
     if args.end_to_end:
         return end_to_end(args)
@@ -315,10 +317,11 @@ def main():
             peers[name] = make()
         except ImportError as e:
             print(f"{name}: skipped ({e})", file=sys.stderr)
-    best = {name: {} for name in ["abridge", *peers]}
+    ours_names = {f"abridge {w}": w for w in args.weights.split(",")}
+    best = {name: {} for name in [*ours_names, *peers]}
     for number in range(args.rounds):
         print(f"round {number + 1}: load {os.getloadavg()[0]:.2f}", file=sys.stderr)
-        timed = {"abridge": ours(args.bin, lengths, args.threads)}
+        timed = {name: ours(args.bin, lengths, args.threads, w) for name, w in ours_names.items()}
         for name, peer in peers.items():
             timed[name] = peer.round(lengths)
         for name, results in timed.items():
@@ -331,10 +334,11 @@ def main():
     print(f"{'tokens/s':16}" + "".join(f"{n:>10}" for n in lengths))
     for name, results in best.items():
         print(f"{name:16}" + "".join(f"{results[n]:>10.1f}" for n in lengths))
-    for name, results in best.items():
-        if name != "abridge":
-            ratios = " ".join(f"{best['abridge'][n] / results[n]:.2f}x" for n in lengths)
-            print(f"abridge / {name}: {ratios}")
+    for ours_name in ours_names:
+        for name, results in best.items():
+            if name not in ours_names:
+                ratios = " ".join(f"{best[ours_name][n] / results[n]:.2f}x" for n in lengths)
+                print(f"{ours_name} / {name}: {ratios}")
 
 
 if __name__ == "__main__":

@@ -250,7 +250,7 @@ pub enum Split {
 
 impl Split {
     pub fn of(id: &str) -> Self {
-        if mix(fnv1a(id.as_bytes())) % 2 == 0 {
+        if mix(fnv1a(id.as_bytes())).is_multiple_of(2) {
             Self::Dev
         } else {
             Self::Test

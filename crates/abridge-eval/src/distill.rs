@@ -280,7 +280,7 @@ pub fn train(
     texts.sort_by(|a, b| a.id.cmp(&b.id));
     let held_out: Vec<bool> = texts
         .iter()
-        .map(|t| fnv1a(t.id.as_bytes()) % 10 == 0)
+        .map(|t| fnv1a(t.id.as_bytes()).is_multiple_of(10))
         .collect();
     let Examples {
         mut features,

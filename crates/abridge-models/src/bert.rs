@@ -118,7 +118,9 @@ impl Config {
         if self.vocab_size == 0 || self.hidden_size == 0 || self.intermediate_size == 0 {
             return Err("vocab_size, hidden_size and intermediate_size must be positive".into());
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads

@@ -6,8 +6,10 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+mod int8;
 mod vector;
 
+pub use int8::{Activations, Int8Matrix};
 pub use vector::{force_portable, silu_mul};
 
 /// A row-major matrix view: element (r, c) is at `r * row_stride + c * col_stride`.

@@ -46,6 +46,6 @@ pub use embedder::SentenceEncoder;
 pub use encoder_tokenizer::EncoderTokenizer;
 pub use error::{Error, Result};
 pub use fast::FastClassifier;
-pub use llama::LoadOptions;
+pub use llama::{LoadOptions, WeightFormat};
 pub use scorer::LanguageModel;
 pub use token_classifier::{TokenClassificationModel, TokenLogits};

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
-use crate::kernels::{self, AttentionShape, Rope, RopeStyle};
+use crate::kernels::{self, Activations, AttentionShape, Rope, RopeStyle};
 use crate::lora::QvLora;
 use crate::matrix::Matrix;
 use crate::quant::GgmlType;
@@ -99,9 +99,9 @@ impl Config {
         };
         if config.heads == 0
             || config.kv_heads == 0
-            || config.heads % config.kv_heads != 0
+            || !config.heads.is_multiple_of(config.kv_heads)
             || config.rope_dims > config.head_dim
-            || config.rope_dims % 2 != 0
+            || !config.rope_dims.is_multiple_of(2)
         {
             return Err(Error::InvalidGguf {
                 path: gguf.path.clone(),
@@ -119,12 +119,48 @@ impl Config {
     }
 }
 
-/// How weights are held in memory.
+/// How the weight matrices are held in memory and multiplied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// Dequantised to f32 at load: exact, the fastest f32 path, 4 bytes per weight.
+    #[default]
+    F32,
+    /// Kept in the file's GGUF encoding (about 4x less memory for Q4 files), dequantised a tile
+    /// at a time during each matmul. Scores are identical to `F32`; long chunks run a little
+    /// slower.
+    Gguf,
+    /// Requantised to int8 per row and block of 32, activations quantised on the fly to int8 or
+    /// int16, integer products (AVX-512 VNNI where present): about 1.4 bytes per weight,
+    /// approximate scores. The token embeddings stay in the GGUF encoding, so inputs are exact.
+    Int8(Activations),
+}
+
+impl WeightFormat {
+    /// The formats a user picks by name (`Gguf` is the separate low-memory switch).
+    pub const NAMES: [&str; 3] = ["f32", "int8", "int8-a16"];
+}
+
+impl std::str::FromStr for WeightFormat {
+    type Err = String;
+
+    /// `f32`, `int8` (int8 activations) or `int8-a16` (int16 activations).
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "f32" => Ok(Self::F32),
+            "int8" => Ok(Self::Int8(Activations::Int8)),
+            "int8-a16" => Ok(Self::Int8(Activations::Int16)),
+            _ => Err(format!(
+                "unknown weight format {name:?}: use one of {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// How a model is loaded.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
-    /// Keep matrices in their GGUF encoding (about 4x less memory for Q4 files) and dequantise
-    /// tiles during each matmul. Scores are identical; long chunks run a little slower.
-    pub keep_quantized: bool,
+    pub weights: WeightFormat,
     /// Read at most this many positions per cache, below the model's own context: long inputs
     /// are then scored in more, shorter windows (faster attention, less context).
     pub context_limit: Option<usize>,
@@ -297,10 +333,12 @@ impl CausalLm {
             config.context = config.context.min(limit.max(2));
         }
         let loader = Loader { gguf, options };
-        let embedding =
-            Arc::new(loader.matrix("token_embd.weight", config.vocab, config.hidden)?);
+        let embedding = Arc::new(loader.embedding(config.vocab, config.hidden)?);
         let lm_head = if gguf.tensors.contains_key("output.weight") {
             Arc::new(loader.matrix("output.weight", config.vocab, config.hidden)?)
+        } else if matches!(options.weights, WeightFormat::Int8(_)) {
+            // Tied: the head is int8, the embeddings it shares stay exact.
+            Arc::new(loader.matrix("token_embd.weight", config.vocab, config.hidden)?)
         } else {
             Arc::clone(&embedding)
         };
@@ -423,7 +461,7 @@ impl CausalLm {
         let fits = |layers: &[Vec<f32>]| {
             layers.len() == c.layers && layers.iter().all(|rows| rows.len() == kv_rows)
         };
-        if hidden.len() % c.hidden != 0 || !fits(&keys) || !fits(&values) {
+        if !hidden.len().is_multiple_of(c.hidden) || !fits(&keys) || !fits(&values) {
             return Err(Error::InvalidInput(format!(
                 "a KV cache for this model needs {} layers of keys and values with {} values per \
                  position, and {}-wide hidden rows",
@@ -521,7 +559,7 @@ impl CausalLm {
     ) -> Result<()> {
         self.check_lora(lora)?;
         let d = self.config.hidden;
-        if embeddings.len() % d != 0 || embeddings.iter().any(|v| !v.is_finite()) {
+        if !embeddings.len().is_multiple_of(d) || embeddings.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidInput(format!(
                 "input embeddings must be finite rows of {d} values"
             )));
@@ -707,12 +745,36 @@ impl Loader<'_> {
     }
 
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        self.matrix_as(name, rows, cols, self.options.weights)
+    }
+
+    /// The token embeddings: only rows are read from them, so int8 buys no speed there and they
+    /// stay exact (in the GGUF encoding: the same rows in less memory).
+    fn embedding(&self, vocab: usize, hidden: usize) -> Result<Matrix> {
+        let format = match self.options.weights {
+            WeightFormat::Int8(_) => WeightFormat::Gguf,
+            format => format,
+        };
+        self.matrix_as("token_embd.weight", vocab, hidden, format)
+    }
+
+    fn matrix_as(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        format: WeightFormat,
+    ) -> Result<Matrix> {
         let info = self.tensor(name, &[cols, rows])?;
         let is_float = matches!(info.dtype, GgmlType::F32);
-        Ok(if self.options.keep_quantized && !is_float {
-            Matrix::quantized(rows, cols, info.dtype, self.gguf.tensor_data(info).to_vec())
-        } else {
-            Matrix::from_f32(rows, cols, self.dequantized(info))
+        Ok(match format {
+            WeightFormat::Gguf if !is_float => {
+                Matrix::quantized(rows, cols, info.dtype, self.gguf.tensor_data(info).to_vec())
+            }
+            WeightFormat::Int8(activations) => {
+                Matrix::int8(rows, cols, &self.dequantized(info), activations)
+            }
+            _ => Matrix::from_f32(rows, cols, self.dequantized(info)),
         })
     }
 }

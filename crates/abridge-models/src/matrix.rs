@@ -1,7 +1,7 @@
-//! Weight matrices, either dequantised to f32 at load (fastest on x86 for this model size) or
-//! kept in their GGUF encoding and dequantised a tile at a time (low memory).
+//! Weight matrices: dequantised to f32 at load, kept in their GGUF encoding and dequantised a
+//! tile at a time (low memory), or requantised to int8 for the integer kernel.
 
-use crate::kernels::{matmul, View};
+use crate::kernels::{matmul, Activations, Int8Matrix, View};
 use crate::quant::GgmlType;
 
 /// Output rows dequantised per tile when the weights stay quantised.
@@ -15,6 +15,7 @@ enum Storage {
         dtype: GgmlType,
         bytes: Vec<u8>,
     },
+    Int8(Int8Matrix),
 }
 
 /// A `rows × cols` row-major weight matrix; a linear layer computes `x · Wᵀ`.
@@ -34,6 +35,16 @@ impl Matrix {
         }
     }
 
+    /// Quantises row-major values to int8 per row and block, for products with `activations`
+    /// (see [`Int8Matrix`]).
+    pub fn int8(rows: usize, cols: usize, values: &[f32], activations: Activations) -> Self {
+        Self {
+            rows,
+            cols,
+            storage: Storage::Int8(Int8Matrix::quantize(rows, cols, values, activations)),
+        }
+    }
+
     /// Wraps encoded rows; `cols` must be a whole number of `dtype` blocks.
     pub fn quantized(rows: usize, cols: usize, dtype: GgmlType, bytes: Vec<u8>) -> Self {
         assert_eq!(dtype.byte_size(cols).map(|b| b * rows), Some(bytes.len()));
@@ -49,6 +60,7 @@ impl Matrix {
         match &self.storage {
             Storage::F32Transposed(v) => v.len() * 4,
             Storage::Quantized { bytes, .. } => bytes.len(),
+            Storage::Int8(w) => w.memory_bytes(),
         }
     }
 
@@ -64,6 +76,7 @@ impl Matrix {
                 let row_bytes = bytes.len() / self.rows;
                 dtype.dequantize(&bytes[r * row_bytes..(r + 1) * row_bytes], out);
             }
+            Storage::Int8(w) => w.row(r, out),
         }
     }
 
@@ -114,6 +127,7 @@ impl Matrix {
                     );
                 }
             }),
+            Storage::Int8(w) => w.forward(x, m, out, threads),
         }
     }
 
@@ -143,24 +157,26 @@ impl Matrix {
                     threads,
                 );
             },
-            Storage::Quantized { .. } => self.for_each_tile(|first, rows, tile| {
-                // SAFETY: dy columns first..first+rows exist in each of its m rows; the
-                // tile holds those rows of W. Tiles after the first accumulate.
-                unsafe {
-                    matmul(
-                        m,
-                        self.cols,
-                        rows,
-                        dx.as_mut_ptr(),
-                        self.cols,
-                        first > 0,
-                        rows_view(dy.as_ptr().add(first), self.rows),
-                        rows_view(tile.as_ptr(), self.cols),
-                        1.0,
-                        threads,
-                    );
-                }
-            }),
+            Storage::Quantized { .. } | Storage::Int8(_) => {
+                self.for_each_tile(|first, rows, tile| {
+                    // SAFETY: dy columns first..first+rows exist in each of its m rows; the
+                    // tile holds those rows of W. Tiles after the first accumulate.
+                    unsafe {
+                        matmul(
+                            m,
+                            self.cols,
+                            rows,
+                            dx.as_mut_ptr(),
+                            self.cols,
+                            first > 0,
+                            rows_view(dy.as_ptr().add(first), self.rows),
+                            rows_view(tile.as_ptr(), self.cols),
+                            1.0,
+                            threads,
+                        );
+                    }
+                })
+            }
         }
     }
 

@@ -60,7 +60,9 @@ impl GgmlType {
     /// Bytes needed for `elements` values, or `None` if they are not whole blocks.
     pub fn byte_size(self, elements: usize) -> Option<usize> {
         let (block_elements, block_bytes) = self.block();
-        (elements % block_elements == 0).then(|| elements / block_elements * block_bytes)
+        elements
+            .is_multiple_of(block_elements)
+            .then(|| elements / block_elements * block_bytes)
     }
 
     /// Decodes `bytes` (whole blocks) into `out`, which must hold exactly their element count.

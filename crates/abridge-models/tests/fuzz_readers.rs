@@ -42,7 +42,7 @@ fn seed_gguf() -> Vec<u8> {
     out.extend(2u64.to_le_bytes());
     out.extend(0u32.to_le_bytes()); // F32
     out.extend(0u64.to_le_bytes());
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     out.extend((0..8).flat_map(|i| (i as f32).to_le_bytes()));

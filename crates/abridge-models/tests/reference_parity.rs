@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use abridge_models::gguf::GgufFile;
-use abridge_models::{LanguageModel, LoadOptions};
+use abridge_models::{LanguageModel, LoadOptions, WeightFormat};
 use common::{max_abs_diff, smollm2};
 use serde_json::Value;
 
@@ -109,7 +109,7 @@ fn tiny_qwen2_with_biases_and_untied_head_matches_the_reference() {
     let low_memory = LanguageModel::load(
         &fixture("tiny-qwen2.gguf"),
         LoadOptions {
-            keep_quantized: true,
+            weights: WeightFormat::Gguf,
             ..LoadOptions::default()
         },
     )

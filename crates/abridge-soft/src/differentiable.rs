@@ -184,7 +184,7 @@ impl<'m> Differentiable<'m> {
     pub fn forward_with(&self, mut x: Vec<f32>, pass: &Pass) -> Result<Trace> {
         let c = self.config();
         let d = c.hidden;
-        if x.is_empty() || x.len() % d != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(d) {
             return Err(Error::InvalidInput(format!(
                 "the input must be one or more rows of {d} values"
             )));

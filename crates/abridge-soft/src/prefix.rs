@@ -30,7 +30,7 @@ pub enum Lead {
 /// A cache holding `lead`, then the input vectors `vectors` (`hidden` wide rows).
 pub fn embeddings_cache(lm: &LanguageModel, lead: Lead, vectors: &[f32]) -> Result<KvCache> {
     let hidden = lm.model.config.hidden;
-    if vectors.len() % hidden != 0 {
+    if !vectors.len().is_multiple_of(hidden) {
         return Err(Error::InvalidInput(format!(
             "the prefix vectors are not {hidden} wide, as this model's inputs are"
         )));

@@ -10,8 +10,8 @@ use abridge_core::{
 };
 use abridge_models::kv_policy::{self, KvPolicy, PolicyKind};
 use abridge_models::{
-    kernels, FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer,
-    TiktokenCounter, TokenClassificationModel,
+    kernels, FastClassifier, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    TokenClassificationModel,
 };
 use anyhow::ensure;
 use serde::Serialize;
@@ -242,14 +242,7 @@ fn run_scorer(args: &Args) -> anyhow::Result<()> {
         ensure!(documents > 0, "--documents must be at least 1");
         rag_latency(&lm, documents, args.repeat, args.json)?;
         if let Some(path) = &args.kv_answerer {
-            let answerer = LanguageModel::load(
-                path,
-                LoadOptions {
-                    keep_quantized: args.model.low_memory,
-                    skip_verify: args.model.no_verify,
-                    ..LoadOptions::default()
-                },
-            )?;
+            let answerer = LanguageModel::load(path, args.model.load_options())?;
             compression_against_eviction(&answerer, documents, args.repeat, args.json)?;
         }
     }

@@ -8,7 +8,7 @@ use abridge_core::{
 };
 use abridge_models::{chat, fetch};
 use abridge_models::{
-    ChatGenerator, FastClassifier, LoadOptions, SentenceEncoder, TargetTokenizer, TiktokenCounter,
+    ChatGenerator, FastClassifier, SentenceEncoder, TargetTokenizer, TiktokenCounter,
     TokenClassificationModel,
 };
 use abridge_server::generator::EndpointGenerator;
@@ -430,12 +430,7 @@ fn load_generator(args: &Args) -> anyhow::Result<Box<dyn Generator>> {
             path
         }
     };
-    let options = LoadOptions {
-        keep_quantized: args.model.low_memory,
-        skip_verify: args.model.no_verify,
-        ..LoadOptions::default()
-    };
-    let generator = ChatGenerator::load(&path, options)
+    let generator = ChatGenerator::load(&path, args.model.load_options())
         .with_context(|| format!("cannot load the rewrite model {}", path.display()))?;
     Ok(Box::new(generator))
 }

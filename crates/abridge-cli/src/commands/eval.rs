@@ -11,8 +11,7 @@ use abridge_eval::generation::{Answerer, ChatAnswerer, MAX_ANSWER_TOKENS};
 use abridge_eval::ranking::{self, RankerRow};
 use abridge_eval::{Case, EvalMethod, Models, Plan, Suite};
 use abridge_models::{
-    ChatGenerator, FastClassifier, LanguageModel, LoadOptions, SentenceEncoder, TargetTokenizer,
-    TiktokenCounter,
+    ChatGenerator, FastClassifier, LanguageModel, SentenceEncoder, TargetTokenizer, TiktokenCounter,
 };
 
 use crate::model::ModelArgs;
@@ -218,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return run_rankers(&args, &cases, &lm, plan.options.seed);
     }
     let load_evaluator = |path: &PathBuf| {
-        LanguageModel::load(path, LoadOptions::default()).map_err(|e| {
+        LanguageModel::load(path, args.model.load_options()).map_err(|e| {
             anyhow::anyhow!(
                 "cannot load the evaluator {}: {e} (scripts/fetch-evaluator.py installs one)",
                 path.display()
@@ -266,7 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(abridge_models::chat::default_generator_path);
             Some(
-                ChatGenerator::load(&path, LoadOptions::default()).map_err(|e| {
+                ChatGenerator::load(&path, args.model.load_options()).map_err(|e| {
                     anyhow::anyhow!(
                         "rewrite needs an instruction model: cannot load {}: {e} (scripts/fetch-evaluator.py installs Qwen2.5-Coder-0.5B-Instruct, or pass --rewrite-model GGUF)",
                         path.display()

@@ -315,7 +315,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         curve: trainer
             .curve
             .iter()
-            .filter(|c| c[0] as usize % every == 0 || c[0] == 1.0)
+            .filter(|c| (c[0] as usize).is_multiple_of(every) || c[0] == 1.0)
             .copied()
             .collect(),
         held_out,

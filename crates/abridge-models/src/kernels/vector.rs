@@ -19,6 +19,10 @@ pub fn force_portable(portable: bool) {
     PORTABLE_ONLY.store(portable, Ordering::Relaxed);
 }
 
+pub(super) fn portable_only() -> bool {
+    PORTABLE_ONLY.load(Ordering::Relaxed)
+}
+
 /// `exp(x)` to about 2 ulp for x in [-87, 88] (beyond: clamped, so 0 or a huge finite value),
 /// as `2^n · e^r` with `|r| ≤ ln2/2` and a degree-6 Taylor polynomial (error < 2e-7 relative).
 #[inline(always)]

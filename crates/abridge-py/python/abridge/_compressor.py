@@ -38,13 +38,17 @@ _LLMLINGUA_TAG = re.compile(
 
 
 def _engine(
-    model_path: Optional[str], low_memory: bool, target_tokenizer: str, classifier: bool
+    model_path: Optional[str],
+    low_memory: bool,
+    target_tokenizer: str,
+    classifier: bool,
+    weights: str = "f32",
 ) -> "_abridge.Engine":
-    key = (model_path, low_memory, target_tokenizer, classifier)
+    key = (model_path, low_memory, target_tokenizer, classifier, weights)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            engine = _abridge.Engine(model_path, low_memory, target_tokenizer, classifier)
+            engine = _abridge.Engine(model_path, low_memory, target_tokenizer, classifier, weights)
             _ENGINES[key] = engine
         return engine
 
@@ -183,9 +187,11 @@ class PromptCompressor:
             (``"NousResearch/Llama-2-7b-hf"``) are not downloaded: a ``ValueError`` says so.
         device_map: abridge runs on the CPU; any other value (``"cuda"``, ``"mps"``, ...) is
             accepted with a ``UserWarning`` so llmlingua code runs unchanged.
-        model_config: ``gguf_file`` (see above) and ``low_memory`` (keep the weights quantised,
-            about 4x smaller) are used; other keys (transformers options) are ignored with a
-            warning.
+        model_config: ``gguf_file`` (see above), ``low_memory`` (keep the weights quantised,
+            about 4x smaller) and ``weights`` (``"f32"``, the default; ``"int8"``: about twice as
+            fast with AVX-512 VNNI, surprisals about 0.06 nats from f32; ``"int8-a16"``: about
+            1.3x as fast, 0.015 nats) are used; other keys (transformers options) are ignored
+            with a warning.
         open_api_config: for llmlingua's hosted rankers, which abridge does not have; ignored.
         use_llmlingua2: LLMLingua-2: ``model_name`` is then a token-classification folder
             (``config.json``, ``model.safetensors``, ``tokenizer.json``; BERT or XLM-RoBERTa, e.g.
@@ -241,10 +247,15 @@ class PromptCompressor:
             )
         gguf_file = model_config.pop("gguf_file", None)
         low_memory = _check_bool("model_config['low_memory']", model_config.pop("low_memory", False))
+        weights = model_config.pop("weights", "f32")
+        if not isinstance(weights, str):
+            raise TypeError(
+                f"model_config['weights'] must be a str ('f32', 'int8' or 'int8-a16'), not {type(weights).__name__}"
+            )
         if model_config:
             warnings.warn(
                 f"model_config keys {sorted(model_config)} are ignored (abridge loads GGUF files "
-                "itself; it uses only 'gguf_file' and 'low_memory')",
+                "itself; it uses only 'gguf_file', 'low_memory' and 'weights')",
                 UserWarning,
                 stacklevel=2,
             )
@@ -252,7 +263,7 @@ class PromptCompressor:
         self.model_path = self._resolve_model(model_name, gguf_file, use_llmlingua2)
         self.device_map = "cpu"
         self.target_tokenizer = target_tokenizer
-        self._engine = _engine(self.model_path, low_memory, target_tokenizer, use_llmlingua2)
+        self._engine = _engine(self.model_path, low_memory, target_tokenizer, use_llmlingua2, weights)
         if self.model_path is None:
             self.model_path = str(self._engine.model_path)
 
