@@ -231,12 +231,13 @@ def end_to_end(args):
     import abridge
 
     peer = Llmlingua(args.threads)
-    ours_compressor = abridge.PromptCompressor()
     cases = rag_cases(args.cases)
-    sides = {
-        "abridge": lambda docs, q, kw: ours_compressor.compress_prompt(docs, question=q, **kw),
-        "llmlingua": lambda docs, q, kw: peer.compress(docs, q, **kw),
-    }
+    sides = {}
+    for weights in args.weights.split(","):
+        ours = abridge.PromptCompressor(model_config={"weights": weights})
+        sides[f"abridge {weights}"] = (
+            lambda ours: lambda docs, q, kw: ours.compress_prompt(docs, question=q, **kw))(ours)
+    sides["llmlingua"] = lambda docs, q, kw: peer.compress(docs, q, **kw)
     question, documents, _ = cases[0]
     for method, kwargs in END_TO_END_METHODS.items():  # warm-up: first calls allocate
         for side in sides.values():
@@ -265,25 +266,27 @@ def end_to_end(args):
             started = time.perf_counter()
             result = abridge.compress(documents, question=question, rate=0.33, spans=False)
             elapsed = time.perf_counter() - started
-            best = seconds.setdefault(("auto", "abridge"), [float("inf")] * len(cases))
+            best = seconds.setdefault(("auto", "abridge f32"), [float("inf")] * len(cases))
             best[index] = min(best[index], elapsed)
             text = result["text"].lower()
-            kept.setdefault(("auto", "abridge"), {})[index] = any(a.lower() in text for a in answers)
+            kept.setdefault(("auto", "abridge f32"), {})[index] = any(a.lower() in text for a in answers)
     print(f"{cpu_model()}; {args.threads} thread(s); {len(cases)} SQuAD cases of 10 documents; "
           f"per case the best of {args.rounds} alternating rounds; load "
           f"{os.getloadavg()[0]:.2f} at the end")
     print(f"llmlingua: {peer.version}; abridge {getattr(abridge, '__version__', '')}")
-    print(f"{'method':15}{'side':11}{'median s':>10}{'answer kept':>13}{'peer LM tokens':>16}")
+    print(f"{'method':15}{'side':16}{'median s':>10}{'answer kept':>13}{'peer LM tokens':>16}")
     for (method, name), times in seconds.items():
         tokens = ""
         if name == "llmlingua":
             tokens = f"{statistics.median(read[method].values()):.0f}"
-        print(f"{method:15}{name:11}{statistics.median(times):>10.3f}"
+        print(f"{method:15}{name:16}{statistics.median(times):>10.3f}"
               f"{sum(kept[(method, name)].values()):>9}/{len(cases):<3}{tokens:>16}")
     for method in END_TO_END_METHODS:
-        ratio = (statistics.median(seconds[(method, "llmlingua")])
-                 / statistics.median(seconds[(method, "abridge")]))
-        print(f"{method}: abridge is {ratio:.2f}x llmlingua's speed (median seconds per case)")
+        for name in sides:
+            if name != "llmlingua":
+                ratio = (statistics.median(seconds[(method, "llmlingua")])
+                         / statistics.median(seconds[(method, name)]))
+                print(f"{method}: {name} is {ratio:.2f}x llmlingua's speed (median seconds per case)")
 
 
 def cpu_model():

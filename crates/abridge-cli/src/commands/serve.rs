@@ -4,9 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use abridge_models::{
-    ChatGenerator, FastClassifier, LoadOptions, SentenceEncoder, TokenClassificationModel,
-};
+use abridge_models::{ChatGenerator, FastClassifier, SentenceEncoder, TokenClassificationModel};
 use abridge_server::{AppState, Config};
 use anyhow::Context;
 
@@ -65,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let rewriter = match &config.models.rewriter {
         Some(path) => Some(Arc::new(
-            ChatGenerator::load(path, LoadOptions::default())
+            ChatGenerator::load(path, args.model.load_options())
                 .with_context(|| format!("[models] rewriter = {}", path.display()))?,
         )),
         None => None,
