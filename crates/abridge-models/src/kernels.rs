@@ -449,10 +449,10 @@ pub fn attention_mass(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+    pub(crate) fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
         let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
             .map(|_| {
@@ -460,6 +460,19 @@ mod tests {
                 state ^= state >> 17;
                 state ^= state << 5;
                 (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `x[m, cols] · Wᵀ` for a row-major `rows × cols` W, one dot product at a time.
+    pub(crate) fn naive_linear(x: &[f32], values: &[f32], m: usize, rows: usize) -> Vec<f32> {
+        let cols = values.len() / rows;
+        (0..m * rows)
+            .map(|i| {
+                let (t, r) = (i / rows, i % rows);
+                (0..cols)
+                    .map(|c| x[t * cols + c] * values[r * cols + c])
+                    .sum()
             })
             .collect()
     }

@@ -241,14 +241,7 @@ mod tests {
         let (mut a, mut b) = (vec![0f32; m * rows], vec![0f32; m * rows]);
         quantized.forward(&x, m, &mut a, 1);
         dense.forward(&x, m, &mut b, 1);
-        let naive: Vec<f32> = (0..m * rows)
-            .map(|i| {
-                let (t, r) = (i / rows, i % rows);
-                (0..cols)
-                    .map(|c| x[t * cols + c] * values[r * cols + c])
-                    .sum()
-            })
-            .collect();
+        let naive = crate::kernels::tests::naive_linear(&x, &values, m, rows);
         for ((a, b), n) in a.iter().zip(&b).zip(&naive) {
             assert!((a - b).abs() < 1e-4 && (a - n).abs() < 1e-3, "{a} {b} {n}");
         }

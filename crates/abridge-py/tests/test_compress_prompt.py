@@ -99,7 +99,7 @@ def test_force_tokens_and_digits_are_kept(compressor, sample):
 
 
 def test_return_word_label(compressor):
-    result = compressor.compress_prompt("one two three four five six", rate=0.5)
+    result = compressor.compress_prompt("one two three four five six", rate=0.5, return_word_label=True)
     words = result["fn_labeled_original_prompt"].split("\t\t|\t\t")
     assert [w.split(" ")[0] for w in words] == ["one", "two", "three", "four", "five", "six"]
     assert {w.split(" ")[1] for w in words} <= {"0", "1"}

@@ -475,18 +475,7 @@ mod vnni {
 mod tests {
     use super::*;
     use crate::kernels::force_portable;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::tests::{naive_linear, pseudo_random};
 
     fn forward(w: &Int8Matrix, x: &[f32], m: usize, threads: usize) -> Vec<f32> {
         let mut out = vec![f32::NAN; m * w.rows];
@@ -531,14 +520,7 @@ mod tests {
             let x = pseudo_random(m * cols, 3);
             for (kind, tolerance) in [(Activations::Int8, 0.02), (Activations::Int16, 0.004)] {
                 let w = Int8Matrix::quantize(rows, cols, &values, kind);
-                let exact: Vec<f32> = (0..m * rows)
-                    .map(|i| {
-                        let (t, r) = (i / rows, i % rows);
-                        (0..cols)
-                            .map(|c| x[t * cols + c] * values[r * cols + c])
-                            .sum()
-                    })
-                    .collect();
+                let exact = naive_linear(&x, &values, m, rows);
                 let simd = forward(&w, &x, m, threads);
                 force_portable(true);
                 let portable = forward(&w, &x, m, threads);
