@@ -223,9 +223,17 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// An output buffer that parallel tasks write disjoint parts of.
 struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// Through a method, so closures capture the wrapper rather than its raw pointer field.
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Causal grouped-query attention of `q` (`queries × heads·head_dim`) over the cached `k`/`v`
 /// (`past + queries` rows of `kv_heads·head_dim`), written to `out` (same shape as `q`).
@@ -248,7 +256,6 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
     let scale = 1.0 / (head_dim as f32).sqrt();
     let blocks = queries.div_ceil(ATTENTION_BLOCK);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let out_ptr = &out_ptr;
     let total_keys = past + queries;
     // Padded so the rows of a transposed head are not a power-of-two apart (cache-set conflicts).
     let transposed_stride = total_keys.next_multiple_of(16) + 16;
@@ -285,7 +292,7 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], shape: AttentionShape, 
             let mut row_max = [f32::NEG_INFINITY; ATTENTION_BLOCK];
             let mut row_sum = [0f32; ATTENTION_BLOCK];
             // SAFETY: each task writes only its own (rows, head) tile of `out`.
-            let out_tile = unsafe { out_ptr.0.add(first * q_stride + head * head_dim) };
+            let out_tile = unsafe { out_ptr.get().add(first * q_stride + head * head_dim) };
             SCORES.with_borrow_mut(|scores| {
                 scores.clear();
                 scores.resize(rows * tile_keys, 0.0);

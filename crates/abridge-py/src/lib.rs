@@ -174,7 +174,7 @@ impl Engine {
             .map_err(Failure::from)?;
         let weights = match weights.parse::<WeightFormat>() {
             Err(e) => return Err(Failure::Value(format!("model_config['weights']: {e}")).into()),
-            Ok(_) if low_memory && weights != "f32" => {
+            Ok(format) if low_memory && format != WeightFormat::F32 => {
                 return Err(Failure::Value(
                     "model_config: 'low_memory' keeps the file's own encoding, so it cannot be combined with 'weights'; drop one".into(),
                 )

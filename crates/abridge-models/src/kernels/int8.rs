@@ -19,6 +19,7 @@
 use rayon::prelude::*;
 
 use super::vector::portable_only;
+use super::SendPtr;
 
 /// Values per quantisation block along the inner dimension: ggml's block (so its grids come back
 /// exactly). Every hidden and intermediate width of SmolLM2 and Qwen2.5 is a multiple of it;
@@ -341,17 +342,6 @@ fn has_vnni() -> bool {
             && std::arch::is_x86_feature_detected!("avx512vnni");
     }
     false
-}
-
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// Through a method, so closures capture the wrapper rather than its raw pointer field.
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
